@@ -1,0 +1,98 @@
+/**
+ * The work items that flow from the receiver to the worker, and the contract the worker calls into.
+ *
+ * Events are hints (STYLE.md, "level-triggered"): a reconcile job names an MR that needs a look, nothing more.
+ * Only a comment carries information that GitLab does not keep as state (who asked for what, seeing which SHA),
+ * so a command is its own job and is never coalesced away.
+ */
+import type { Logger } from "../logger.js";
+
+/** An MR, addressed in its target project (where the hooks fire and the trusted branch lives). */
+export interface MrKey {
+  projectId: number;
+  mrIid: number;
+}
+
+export function mrKeyString(mr: MrKey): string {
+  return `${mr.projectId}!${mr.mrIid}`;
+}
+
+/** Converge one MR. Coalesced: at most one waiting per MR (see `queue.ts`). */
+export interface ReconcileJob extends MrKey {
+  kind: "reconcile";
+  /** Why it was enqueued, for logs: "Merge Request Hook:update", "sweep", "push:trusted-x", ... */
+  reason: string;
+  eventId?: string;
+}
+
+/** A note on an MR that may carry a command. One job per note; never coalesced. */
+export interface CommandJob extends MrKey {
+  kind: "command";
+  eventId?: string;
+  noteId: number;
+  noteUrl?: string;
+  body: string;
+  /** `create` or `update` (GitLab 16.11+; absent before, meaning create). */
+  action: "create" | "update";
+  system: boolean;
+  author: { id: number; username: string };
+  /** The MR head the commenter saw: `merge_request.last_commit.id` in the note payload. */
+  seenSha?: string;
+  /** MR state in the payload, for a quick refusal; the worker re-reads anyway. */
+  mrState?: string;
+}
+
+/** A push to a branch of `projectId`: the worker finds the MRs it concerns and reconciles them. */
+export interface PushJob {
+  kind: "push";
+  eventId?: string;
+  projectId: number;
+  branch: string;
+  before: string;
+  after: string;
+  userId?: number;
+}
+
+/** A pipeline changed status on a branch that may be a trusted branch whose MR is not known from the payload. */
+export interface PipelineJob {
+  kind: "pipeline";
+  eventId?: string;
+  projectId: number;
+  pipelineId: number;
+  ref: string;
+  sha: string;
+  status: string;
+}
+
+/** One reconcile pass over every open MR with trust state and every trusted branch. */
+export interface SweepJob {
+  kind: "sweep";
+  reason: string;
+}
+
+export type JobData = ReconcileJob | CommandJob | PushJob | PipelineJob | SweepJob;
+export type MrJob = ReconcileJob | CommandJob;
+
+export function isMrJob(job: JobData): job is MrJob {
+  return job.kind === "reconcile" || job.kind === "command";
+}
+
+/** Context for a handler call. */
+export interface JobContext {
+  log: Logger;
+  /** Enqueue reconciles for MRs found by a fan-out job (push, pipeline, sweep). */
+  enqueueReconcile(mr: MrKey, reason: string): Promise<void>;
+}
+
+/**
+ * What the worker calls. The trust workflow implements it; the worker owns locking, retries and shutdown.
+ * MR jobs run while holding that MR's lock (at most one per MR across all worker processes).
+ * Errors follow `src/errors.ts`: RateLimitedError / PermanentError / anything else = transient.
+ */
+export interface WorkflowHandlers {
+  reconcile(job: ReconcileJob, ctx: JobContext): Promise<void>;
+  command(job: CommandJob, ctx: JobContext): Promise<void>;
+  push(job: PushJob, ctx: JobContext): Promise<void>;
+  pipeline(job: PipelineJob, ctx: JobContext): Promise<void>;
+  sweep(job: SweepJob, ctx: JobContext): Promise<void>;
+}

@@ -1,0 +1,139 @@
+/**
+ * The HTTP shell: Express parses, the route table decides. Every `/api/v4` request passes, in order, fault
+ * injection (before anything else, like a proxy or Rack::Attack in front of Rails), authentication, the handler;
+ * each one is appended to the request log with its route template. Unknown routes answer 501 so a test notices
+ * the bot calling something the simulator does not model.
+ */
+import express, { type NextFunction, type Request, type Response } from "express";
+import type { FaultInjector } from "../faults.js";
+import type { RequestLogEntry } from "../model.js";
+import { SimError } from "../sim-error.js";
+import type { UserRecord } from "../state.js";
+import type { WebhookDispatcher } from "../webhooks.js";
+import type { World } from "../world.js";
+import { ParamError } from "./params.js";
+import type { Params, Reply, Route } from "./route-table.js";
+
+export interface ApiServerDeps {
+  world: World;
+  dispatcher: WebhookDispatcher;
+  faults: FaultInjector;
+  requestLog: RequestLogEntry[];
+  routes: readonly Route[];
+}
+
+const API_PREFIX = "/api/v4";
+
+function authenticate(deps: ApiServerDeps, req: Request): UserRecord | undefined {
+  const token = req.get("private-token") ?? /^Bearer\s+(.+)$/i.exec(req.get("authorization") ?? "")?.[1];
+  return token ? deps.world.state.userByToken(token.trim()) : undefined;
+}
+
+function send(res: Response, reply: Reply): void {
+  res.status(reply.status);
+  for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
+  if (reply.body === undefined || reply.status === 204) {
+    res.end();
+    return;
+  }
+  if (typeof reply.body === "string" && res.getHeader("content-type") !== undefined) {
+    res.send(reply.body);
+    return;
+  }
+  res.type("application/json").send(JSON.stringify(reply.body));
+}
+
+/** GitLab's error rendering: `{"message": ...}` for API errors, `{"error": ...}` for Grape param validation. */
+function errorReply(e: unknown): Reply {
+  if (e instanceof SimError) return { status: e.status, body: { message: e.body } };
+  if (e instanceof ParamError) return { status: 400, body: { error: e.error } };
+  console.error("[gitlab-simulator] handler crashed:", e);
+  return { status: 500, body: { message: "500 Internal Server Error" } };
+}
+
+function handle(deps: ApiServerDeps, route: Route) {
+  const template = `${route.method} ${route.template}`;
+  return async (req: Request, res: Response): Promise<void> => {
+    const fullPath = req.originalUrl.slice(API_PREFIX.length);
+    const path = fullPath.split("?")[0] ?? fullPath;
+    let userId: number | undefined;
+    const finish = (reply: Reply) => {
+      deps.requestLog.push({
+        method: route.method,
+        route: template,
+        path: fullPath,
+        status: reply.status,
+        ...(userId === undefined ? {} : { userId }),
+        at: Date.now(),
+      });
+      send(res, reply);
+    };
+
+    const fault = await deps.faults.apply(`${route.method} ${path}`, template);
+    if (fault) return finish(fault);
+
+    const user = authenticate(deps, req);
+    if (!user) return finish({ status: 401, body: { message: "401 Unauthorized" } });
+    userId = user.id;
+
+    const query = req.query as Params;
+    const body = req.body && typeof req.body === "object" ? (req.body as Params) : {};
+    const ctx = {
+      world: deps.world,
+      state: deps.world.state,
+      user,
+      params: { ...query, ...body, ...req.params },
+      path,
+      query,
+    };
+    let reply: Reply;
+    try {
+      reply = deps.dispatcher.withEventScope(() => route.handler(ctx));
+    } catch (e) {
+      reply = errorReply(e);
+    }
+    finish(reply);
+  };
+}
+
+export function createApiApp(deps: ApiServerDeps): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  // Rack parses `a[]=1&b[][c]=2` into nested params; so does qs ("extended").
+  app.set("query parser", "extended");
+
+  const api = express.Router();
+  api.use(express.json({ limit: "25mb" }));
+  api.use(express.urlencoded({ extended: true, limit: "25mb" }));
+  for (const route of deps.routes) {
+    const register = route.method.toLowerCase() as "get" | "post" | "put" | "delete";
+    api[register](route.template, handle(deps, route));
+  }
+  api.use((req: Request, res: Response) => {
+    const fullPath = req.originalUrl.slice(API_PREFIX.length);
+    const user = authenticate(deps, req);
+    deps.requestLog.push({
+      method: req.method,
+      route: "UNKNOWN",
+      path: fullPath,
+      status: 501,
+      ...(user ? { userId: user.id } : {}),
+      at: Date.now(),
+    });
+    console.error(`[gitlab-simulator] 501 Not Implemented: ${req.method} ${fullPath}`);
+    send(res, { status: 501, body: { message: `501 Not Implemented: ${req.method} ${fullPath.split("?")[0]}` } });
+  });
+  api.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    // Body parse errors: Rack answers malformed JSON with 400.
+    const fullPath = req.originalUrl.slice(API_PREFIX.length);
+    deps.requestLog.push({ method: req.method, route: "INVALID", path: fullPath, status: 400, at: Date.now() });
+    send(res, { status: 400, body: { error: err instanceof Error ? err.message : "Bad Request" } });
+  });
+
+  app.use(API_PREFIX, api);
+  app.use((_req: Request, res: Response) => {
+    res.status(404).type("text/plain").send("Not Found\n");
+  });
+  return app;
+}

@@ -1,0 +1,327 @@
+/**
+ * The simulator's world: plain records for everything the fake GitLab keeps. Public inspection methods of
+ * `GitLabSimulator` return copies of these records, so tests cannot change the world behind the simulator's back.
+ *
+ * Field names are camelCase here; the REST entities (`entities.ts`) and webhook payloads (`payloads.ts`) turn them
+ * into GitLab's snake_case JSON.
+ */
+
+/** GitLab's role levels (`Gitlab::Access`): 0 none, 5 minimal, 10 guest, 15 planner, 20 reporter, 30 developer, 40 maintainer, 50 owner. */
+export const AccessLevel = {
+  NoAccess: 0,
+  Minimal: 5,
+  Guest: 10,
+  Planner: 15,
+  Reporter: 20,
+  Developer: 30,
+  Maintainer: 40,
+  Owner: 50,
+} as const;
+
+/** A 40-character hex string of zeros: GitLab's "no commit" in push payloads (`Gitlab::Git::SHA1_BLANK_SHA`). */
+export const BLANK_SHA = "0000000000000000000000000000000000000000";
+
+export interface SimUser {
+  readonly id: number;
+  readonly username: string;
+  readonly name: string;
+  /** Personal access token; send it as `PRIVATE-TOKEN` (or `Authorization: Bearer`). */
+  readonly token: string;
+  readonly bot: boolean;
+}
+
+export interface SimGroup {
+  readonly id: number;
+  readonly path: string;
+  /** Slash-separated path from the top-level group, e.g. `org/team`. */
+  readonly fullPath: string;
+  readonly parentId?: number;
+}
+
+/** A project's namespace: a group or a user's personal namespace. */
+export type SimNamespace =
+  | { readonly kind: "group"; readonly id: number; readonly fullPath: string }
+  | { readonly kind: "user"; readonly id: number; readonly fullPath: string; readonly userId: number };
+
+export interface SimCiJob {
+  readonly name: string;
+  readonly stage: string;
+  /** `allow_failure: true` jobs do not fail their pipeline. */
+  readonly allowFailure?: boolean;
+}
+
+export interface SimProject {
+  readonly id: number;
+  /** Last path segment, e.g. `app`. */
+  readonly path: string;
+  readonly name: string;
+  /** e.g. `group/app`. */
+  readonly pathWithNamespace: string;
+  readonly webUrl: string;
+  readonly defaultBranch: string;
+  readonly namespace: SimNamespace;
+  readonly forkedFromProjectId?: number;
+  readonly ciJobs: readonly SimCiJob[];
+  readonly createdAt: string;
+}
+
+export interface SimCommit {
+  readonly id: string;
+  readonly parentIds: readonly string[];
+  readonly title: string;
+  readonly message: string;
+  readonly authorId: number;
+  readonly createdAt: string;
+}
+
+export interface SimBranch {
+  readonly name: string;
+  /** Head commit. */
+  readonly sha: string;
+  /** True when a protected-branch rule (exact or wildcard) matches the name. */
+  readonly protected: boolean;
+}
+
+export interface SimProtectedBranchRule {
+  readonly id: number;
+  /** Exact name or wildcard such as `trusted-*`. */
+  readonly name: string;
+  readonly pushAccessLevel: number;
+  readonly mergeAccessLevel: number;
+  readonly allowedToPushUserIds: readonly number[];
+  readonly allowForcePush: boolean;
+}
+
+export type MergeRequestState = "opened" | "closed" | "merged" | "locked";
+
+export interface SimMergeRequest {
+  readonly id: number;
+  readonly iid: number;
+  /** The target project; MRs live there. */
+  readonly projectId: number;
+  readonly targetProjectId: number;
+  readonly targetBranch: string;
+  readonly sourceProjectId: number;
+  readonly sourceBranch: string;
+  readonly title: string;
+  readonly description: string;
+  readonly authorId: number;
+  readonly state: MergeRequestState;
+  readonly labels: readonly string[];
+  readonly draft: boolean;
+  /** Head commit of the source branch as the MR last saw it. */
+  readonly sha: string;
+  /** Target branch head when the MR was opened or last updated (`diff_refs.base_sha`). */
+  readonly baseSha: string;
+  readonly startSha: string;
+  readonly mergeCommitSha: string | null;
+  readonly mergedById: number | null;
+  readonly closedById: number | null;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly mergedAt: string | null;
+  readonly closedAt: string | null;
+  readonly webUrl: string;
+}
+
+export interface SimNote {
+  readonly id: number;
+  readonly projectId: number;
+  /** The MR's iid. */
+  readonly noteableIid: number;
+  /** The MR's global id. */
+  readonly noteableId: number;
+  readonly body: string;
+  readonly authorId: number;
+  readonly system: boolean;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export interface SimAwardEmoji {
+  readonly id: number;
+  readonly name: string;
+  readonly userId: number;
+  readonly awardableId: number;
+  readonly createdAt: string;
+}
+
+export type CommitStatusState = "pending" | "running" | "success" | "failed" | "canceled" | "skipped";
+
+export interface SimCommitStatus {
+  readonly id: number;
+  readonly projectId: number;
+  readonly sha: string;
+  readonly ref: string;
+  readonly name: string;
+  /** GitLab keeps `created` until the first transition; the API only accepts the states of {@link CommitStatusState}. */
+  readonly status: CommitStatusState | "created";
+  readonly targetUrl: string | null;
+  readonly description: string | null;
+  readonly pipelineId: number;
+  readonly authorId: number;
+  readonly allowFailure: boolean;
+  readonly coverage: number | null;
+  readonly createdAt: string;
+  readonly startedAt: string | null;
+  readonly finishedAt: string | null;
+}
+
+export type PipelineStatus =
+  | "created"
+  | "waiting_for_resource"
+  | "preparing"
+  | "pending"
+  | "running"
+  | "success"
+  | "failed"
+  | "canceling"
+  | "canceled"
+  | "skipped"
+  | "manual"
+  | "scheduled";
+
+/** The statuses tests may drive a pipeline or job to. */
+export type DrivenStatus = "created" | "pending" | "running" | "success" | "failed" | "canceled";
+
+export type PipelineSource =
+  | "push"
+  | "web"
+  | "trigger"
+  | "schedule"
+  | "api"
+  | "external"
+  | "pipeline"
+  | "chat"
+  | "merge_request_event"
+  | "parent_pipeline";
+
+export interface SimJob {
+  readonly id: number;
+  readonly name: string;
+  readonly stage: string;
+  readonly status: PipelineStatus;
+  readonly allowFailure: boolean;
+  readonly userId: number;
+  readonly createdAt: string;
+  readonly startedAt: string | null;
+  readonly finishedAt: string | null;
+  /** Set on the old job when a retry replaced it; GitLab hides retried jobs unless `include_retried`. */
+  readonly retried: boolean;
+  readonly failureReason: string | null;
+}
+
+export interface SimPipelineVariable {
+  readonly key: string;
+  readonly value: string;
+  readonly variableType: "env_var" | "file";
+}
+
+export interface TestReportSummaryInput {
+  readonly total: number;
+  readonly success: number;
+  readonly failed: number;
+  readonly skipped: number;
+  readonly error: number;
+  readonly suites?: ReadonlyArray<{ readonly name: string; readonly total: number; readonly failed: number }>;
+}
+
+export interface SimPipeline {
+  readonly id: number;
+  /** Per-project sequence. */
+  readonly iid: number;
+  readonly projectId: number;
+  readonly ref: string;
+  readonly sha: string;
+  readonly beforeSha: string;
+  readonly tag: boolean;
+  readonly source: PipelineSource;
+  readonly status: PipelineStatus;
+  readonly userId: number;
+  /** `CI_COMMIT_REF_PROTECTED`: the ref matched a protected-branch rule when the pipeline was created. */
+  readonly protectedRef: boolean;
+  readonly variables: readonly SimPipelineVariable[];
+  readonly jobs: readonly SimJob[];
+  readonly testReport: TestReportSummaryInput | null;
+  /** The MR (in this project) for `merge_request_event` pipelines, else null. */
+  readonly mergeRequestIid: number | null;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly startedAt: string | null;
+  readonly finishedAt: string | null;
+  readonly webUrl: string;
+}
+
+export interface SimLabel {
+  readonly id: number;
+  readonly name: string;
+  readonly color: string;
+  readonly description: string | null;
+}
+
+export interface SimHook {
+  readonly id: number;
+  readonly projectId: number;
+  readonly url: string;
+  /** Sent as `X-Gitlab-Token`. */
+  readonly token: string | null;
+  /** `whsec_<base64>`: when set, deliveries carry Standard-Webhooks `webhook-*` headers. */
+  readonly signingToken: string | null;
+  readonly pushEvents: boolean;
+  readonly pushEventsBranchFilter: string | null;
+  readonly mergeRequestsEvents: boolean;
+  readonly noteEvents: boolean;
+  readonly pipelineEvents: boolean;
+  readonly enableSslVerification: boolean;
+  readonly createdAt: string;
+}
+
+export type WebhookEvent = "Push Hook" | "Merge Request Hook" | "Note Hook" | "Pipeline Hook";
+
+/** One webhook request as it was (or would be) sent. `body` is the exact raw JSON that was signed. */
+export interface Delivery {
+  readonly id: string;
+  readonly hookId: number;
+  readonly url: string;
+  readonly event: WebhookEvent;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+  readonly idempotencyKey: string;
+}
+
+export interface DeliveryLogEntry {
+  readonly event: WebhookEvent;
+  readonly url: string;
+  /** HTTP status of the receiver's answer, or `"error"` for a network error / 10 s timeout. */
+  readonly status: number | "error";
+  readonly idempotencyKey: string;
+  readonly at: number;
+}
+
+export type WebhookMode = "deliver" | "hold" | "drop";
+
+export interface RequestLogEntry {
+  readonly method: string;
+  /** Route template, e.g. `GET /projects/:id/merge_requests/:iid`; `UNKNOWN` for a 501. */
+  readonly route: string;
+  /** Request path below `/api/v4`, with the query string. */
+  readonly path: string;
+  readonly status: number;
+  readonly userId?: number;
+  readonly at: number;
+}
+
+export interface Faults {
+  /** Added before every `/api/v4` answer. */
+  readonly latencyMs?: number;
+  /** Share (0..1) of API requests answered with `errorStatus`. */
+  readonly errorRate?: number;
+  readonly errorStatus?: 500 | 502 | 503;
+  /** Share (0..1) of API requests answered 429. */
+  readonly rateLimitRate?: number;
+  readonly retryAfterSeconds?: number;
+  /** Add `RateLimit-Limit/Remaining/Reset` to 429s (GitLab sends them on most, not all, throttled answers). */
+  readonly rateLimitHeaders?: boolean;
+  /** Share (0..1) of webhook deliveries silently not sent. */
+  readonly dropWebhookRate?: number;
+}

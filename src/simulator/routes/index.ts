@@ -1,0 +1,22 @@
+/** Every REST route the simulator serves, below `/api/v4`. */
+import { type Route, RouteTable } from "../http/route-table.js";
+import { branchRoutes } from "./branches.js";
+import { commitRoutes } from "./commits.js";
+import { hookRoutes, labelRoutes } from "./hooks-and-labels.js";
+import { mergeRequestRoutes } from "./merge-requests.js";
+import { pipelineRoutes } from "./pipelines.js";
+import { projectRoutes } from "./projects.js";
+import { userRoutes } from "./users.js";
+
+export function allRoutes(o: { version: string }): Route[] {
+  const t = new RouteTable();
+  userRoutes(t, o);
+  projectRoutes(t);
+  branchRoutes(t);
+  mergeRequestRoutes(t);
+  commitRoutes(t);
+  pipelineRoutes(t);
+  hookRoutes(t);
+  labelRoutes(t);
+  return t.routes;
+}

@@ -1,0 +1,32 @@
+/**
+ * `GET /projects/:id`, `GET /projects/:id/members/all/:user_id`, `GET /groups/:id/members/all/:user_id`
+ * (lib/api/projects.rb, lib/api/members.rb). `members/all` reports the effective (maximum) level over direct and
+ * inherited memberships; a non-member is `404 Not found` (`find_by!`).
+ */
+import { memberEntity, projectEntity } from "../entities.js";
+import { findProject, reqInt } from "../http/params.js";
+import { ok, type RouteTable } from "../http/route-table.js";
+import { accessLevel, groupAccessLevel } from "../permissions.js";
+import { SimError } from "../sim-error.js";
+
+export function projectRoutes(t: RouteTable): void {
+  t.get("/projects/:id", (ctx) => ok(projectEntity(ctx.state, findProject(ctx), ctx.user.id)));
+
+  t.get("/projects/:id/members/all/:user_id", (ctx) => {
+    const project = findProject(ctx);
+    const user = ctx.state.users.get(reqInt(ctx.params, "user_id"));
+    const level = user ? accessLevel(ctx.state, user.id, project) : 0;
+    if (!user || level === 0) throw new SimError("not_found", "404 Not found");
+    return ok(memberEntity(ctx.state, user, level));
+  });
+
+  t.get("/groups/:id/members/all/:user_id", (ctx) => {
+    const raw = String(ctx.params["id"]);
+    const group = /^\d+$/.test(raw) ? ctx.state.groups.get(Number(raw)) : ctx.state.groupByPath(raw);
+    if (!group) throw new SimError("not_found", "404 Group Not Found");
+    const user = ctx.state.users.get(reqInt(ctx.params, "user_id"));
+    const level = user ? groupAccessLevel(ctx.state, user.id, group.id) : 0;
+    if (!user || level === 0) throw new SimError("not_found", "404 Not found");
+    return ok(memberEntity(ctx.state, user, level));
+  });
+}

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup-env.sh
 ensure_node_modules
-ensure_redis_server
+ensure_debian_packages redis-server
 exec npx tsx src/cli.ts demo "$@"

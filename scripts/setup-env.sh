@@ -10,16 +10,21 @@ ensure_node_modules() {
   fi
 }
 
-ensure_redis_server() {
-  if command -v redis-server >/dev/null 2>&1; then return 0; fi
-  echo "==> installing redis-server (Debian package)" >&2
+# Debian packages the suite needs: redis-server (queues), rsync (gitlab-ci-local copies the repo with it).
+ensure_debian_packages() {
+  local missing=()
+  for pkg in "$@"; do
+    command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "==> installing ${missing[*]} (Debian packages)" >&2
   local sudo=""
   if [ "$(id -u)" != "0" ]; then
     if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-      echo "redis-server is missing and this user cannot install it: apt-get install -y redis-server" >&2
+      echo "missing ${missing[*]} and this user cannot install them: apt-get install -y ${missing[*]}" >&2
       return 1
     fi
   fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup-env.sh
 ensure_node_modules
-ensure_redis_server
+ensure_debian_packages redis-server rsync curl git
 
 # A private redis-server on a free port, removed on exit (tests use unique key prefixes inside it).
 redis_dir=$(mktemp -d)

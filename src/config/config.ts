@@ -66,6 +66,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().default("0.0.0.0"),
       port: z.number().int().min(0).max(65535).default(8080),
+      /** The URL GitLab sends webhooks to (what `setup` registers as the project hook), e.g. https://bot.example.com/webhook. */
+      public_url: z.url().optional(),
     })
     .prefault({}),
   worker: z
@@ -92,7 +94,8 @@ export const configSchema = z.strictObject({
       branch_prefix: z
         .string()
         .min(1)
-        .regex(/^[A-Za-z0-9._\/-]+$/, "a branch-name prefix such as trusted-")
+        // The same characters the CI template accepts for its `trusted-branch-prefix` input.
+        .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, "a branch-name prefix of letters, digits, _ and -, such as trusted-")
         .default("trusted-"),
       status_name: z.string().min(1).default("trusted-pipeline"),
       /** Cancel running trusted pipelines when new commits make their SHA stale. */
@@ -108,6 +111,11 @@ export const configSchema = z.strictObject({
       interval_seconds: z.number().int().min(0).default(900),
       /** A trusted branch whose MR is merged, closed or gone is deleted only after this long. */
       grace_seconds: z.number().int().min(0).default(3600),
+      /**
+       * Projects (full path or id) the sweep covers. Empty: every project the bot's user is a Maintainer of
+       * (`GET /projects?membership=true&min_access_level=40`).
+       */
+      projects: z.array(z.union([z.string().min(1), z.number().int().positive()])).default([]),
     })
     .prefault({}),
   log: z

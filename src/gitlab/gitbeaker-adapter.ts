@@ -1,0 +1,736 @@
+/**
+ * The GitLab port over the REST API, through `@gitbeaker/rest` (the only module that imports it, STYLE.md §8).
+ *
+ * Every answer is parsed once with zod into the port's small domain types, tolerant of what GitLab adds later
+ * (unknown enum values become "unknown"). Every HTTP request is counted by route template and status, both in the
+ * `tmr_gitlab_api_calls_total` metric and in a per-adapter counter that benchmarks and tests read: fewer calls is a
+ * feature here. Failures leave as the classes of `src/errors.ts` via `classifyGitLabError`, except the answers that
+ * are domain outcomes (a 404 for "not there", a 400 for "already exists").
+ */
+import { GitbeakerRequestError, Gitlab } from "@gitbeaker/rest";
+import { z } from "zod";
+import type { Config } from "../config/config.js";
+import type { Metrics } from "../metrics.js";
+import { classifyGitLabError } from "./classify-error.js";
+import type {
+  Branch,
+  CommitStatusInput,
+  CreatePipelineResult,
+  EnsureBranchResult,
+  EnsureResult,
+  GitLabPort,
+  Label,
+  ListMergeRequestsFilter,
+  MergeRequest,
+  Note,
+  Pipeline,
+  PipelineJob,
+  PipelineVariable,
+  Project,
+  ProjectHook,
+  ProjectHookInput,
+  ProtectedBranchRule,
+  TestReportSummary,
+  User,
+} from "./port.js";
+import { type CallStatus, createRequesterFn } from "./requester.js";
+
+// ---- API answers, parsed tolerantly ----
+
+const userSchema = z.object({ id: z.number(), username: z.string() });
+
+const mergeRequestSchema = z.object({
+  iid: z.number(),
+  project_id: z.number(),
+  state: z.enum(["opened", "closed", "merged", "locked"]).or(z.string().transform(() => "unknown" as const)),
+  sha: z.string().nullable().catch(null),
+  source_project_id: z.number(),
+  source_branch: z.string(),
+  target_branch: z.string(),
+  author: userSchema,
+  labels: z.array(z.union([z.string(), z.object({ name: z.string() }).transform((l) => l.name)])).catch([]),
+  draft: z.boolean().catch(false),
+  title: z.string().catch(""),
+  web_url: z.string(),
+  merged_at: z
+    .string()
+    .nullish()
+    .transform((v) => v ?? null),
+  closed_at: z
+    .string()
+    .nullish()
+    .transform((v) => v ?? null),
+  updated_at: z.string().catch(""),
+});
+
+const projectSchema = z.object({
+  id: z.number(),
+  path_with_namespace: z.string(),
+  web_url: z.string(),
+  default_branch: z
+    .string()
+    .nullish()
+    .transform((v) => v ?? "main"),
+});
+
+const branchSchema = z.object({
+  name: z.string(),
+  protected: z.boolean().catch(false),
+  commit: z.object({ id: z.string(), committed_date: z.string().nullish() }),
+});
+
+const pipelineStatus = z
+  .enum([
+    "created",
+    "waiting_for_resource",
+    "preparing",
+    "waiting_for_callback",
+    "pending",
+    "running",
+    "success",
+    "failed",
+    "canceling",
+    "canceled",
+    "skipped",
+    "manual",
+    "scheduled",
+  ])
+  .catch("unknown" as never) as z.ZodType<Pipeline["status"]>;
+
+const pipelineSchema = z.object({
+  id: z.number(),
+  project_id: z.number(),
+  ref: z
+    .string()
+    .nullish()
+    .transform((v) => v ?? ""),
+  sha: z.string(),
+  status: pipelineStatus,
+  source: z
+    .string()
+    .nullish()
+    .transform((v) => v ?? "unknown"),
+  web_url: z
+    .string()
+    .nullish()
+    .transform((v) => v ?? ""),
+  created_at: z.string().nullish(),
+});
+
+const jobSchema = z.object({
+  id: z.number(),
+  name: z.string(),
+  stage: z.string().catch(""),
+  status: pipelineStatus,
+  allow_failure: z.boolean().catch(false),
+  web_url: z
+    .string()
+    .nullish()
+    .transform((v) => v ?? ""),
+  pipeline: z.object({ id: z.number(), status: pipelineStatus }).optional().catch(undefined),
+});
+
+const count = z
+  .number()
+  .nullish()
+  .transform((v) => v ?? 0);
+const testReportSummarySchema = z.object({
+  total: z.object({ count, success: count, failed: count, skipped: count, error: count }),
+  test_suites: z
+    .array(z.object({ name: z.string(), total_count: count, failed_count: count, error_count: count }))
+    .catch([]),
+});
+
+const noteSchema = z.object({
+  id: z.number(),
+  body: z.string(),
+  author: z.object({ id: z.number() }),
+  system: z.boolean().catch(false),
+  created_at: z.string().catch(""),
+  updated_at: z.string().catch(""),
+});
+
+const memberSchema = z.object({ access_level: z.number() });
+
+const accessLevels = z.array(z.object({ access_level: z.number().nullish(), user_id: z.number().nullish() })).catch([]);
+const protectedBranchSchema = z.object({
+  id: z.number(),
+  name: z.string(),
+  push_access_levels: accessLevels,
+  merge_access_levels: accessLevels,
+  allow_force_push: z.boolean().catch(false),
+});
+
+const labelSchema = z.object({
+  id: z.number(),
+  name: z.string(),
+  color: z.string().catch(""),
+  description: z
+    .string()
+    .nullish()
+    .transform((v) => v ?? null),
+});
+
+const hookSchema = z.object({
+  id: z.number(),
+  url: z.string(),
+  push_events: z.boolean().catch(false),
+  merge_requests_events: z.boolean().catch(false),
+  note_events: z.boolean().catch(false),
+  pipeline_events: z.boolean().catch(false),
+  enable_ssl_verification: z.boolean().catch(true),
+});
+
+// ---- mapping ----
+
+function toMergeRequest(raw: unknown): MergeRequest {
+  const m = parse(mergeRequestSchema, raw, "merge request");
+  return {
+    projectId: m.project_id,
+    iid: m.iid,
+    state: m.state,
+    sha: m.sha ?? "",
+    sourceProjectId: m.source_project_id,
+    sourceBranch: m.source_branch,
+    targetBranch: m.target_branch,
+    author: { id: m.author.id, username: m.author.username },
+    labels: m.labels,
+    draft: m.draft,
+    title: m.title,
+    webUrl: m.web_url,
+    mergedAt: m.merged_at,
+    closedAt: m.closed_at,
+    updatedAt: m.updated_at,
+  };
+}
+
+function toProject(raw: unknown): Project {
+  const p = parse(projectSchema, raw, "project");
+  return { id: p.id, pathWithNamespace: p.path_with_namespace, webUrl: p.web_url, defaultBranch: p.default_branch };
+}
+
+function toBranch(raw: unknown): Branch {
+  const b = parse(branchSchema, raw, "branch");
+  return {
+    name: b.name,
+    sha: b.commit.id,
+    protected: b.protected,
+    ...(b.commit.committed_date ? { committedAt: b.commit.committed_date } : {}),
+  };
+}
+
+function toPipeline(raw: unknown): Pipeline {
+  const p = parse(pipelineSchema, raw, "pipeline");
+  return {
+    id: p.id,
+    projectId: p.project_id,
+    ref: p.ref,
+    sha: p.sha,
+    status: p.status,
+    source: p.source,
+    webUrl: p.web_url,
+    ...(p.created_at ? { createdAt: p.created_at } : {}),
+  };
+}
+
+function toJob(raw: unknown): PipelineJob {
+  const j = parse(jobSchema, raw, "job");
+  return {
+    id: j.id,
+    name: j.name,
+    stage: j.stage,
+    status: j.status,
+    allowFailure: j.allow_failure,
+    webUrl: j.web_url,
+    ...(j.pipeline ? { pipeline: j.pipeline } : {}),
+  };
+}
+
+function toNote(raw: unknown): Note {
+  const n = parse(noteSchema, raw, "note");
+  return {
+    id: n.id,
+    body: n.body,
+    authorId: n.author.id,
+    system: n.system,
+    createdAt: n.created_at,
+    updatedAt: n.updated_at,
+  };
+}
+
+function toProtectedBranch(raw: unknown): ProtectedBranchRule {
+  const r = parse(protectedBranchSchema, raw, "protected branch");
+  const levels = (list: typeof r.push_access_levels) =>
+    list.flatMap((l) =>
+      l.access_level !== null && l.access_level !== undefined && !l.user_id ? [l.access_level] : [],
+    );
+  return {
+    id: r.id,
+    name: r.name,
+    pushAccessLevels: levels(r.push_access_levels),
+    mergeAccessLevels: levels(r.merge_access_levels),
+    pushUserIds: r.push_access_levels.flatMap((l) => (l.user_id ? [l.user_id] : [])),
+    allowForcePush: r.allow_force_push,
+  };
+}
+
+function toHook(raw: unknown): ProjectHook {
+  const h = parse(hookSchema, raw, "hook");
+  return {
+    id: h.id,
+    url: h.url,
+    pushEvents: h.push_events,
+    mergeRequestsEvents: h.merge_requests_events,
+    noteEvents: h.note_events,
+    pipelineEvents: h.pipeline_events,
+    enableSslVerification: h.enable_ssl_verification,
+  };
+}
+
+function parse<T>(schema: z.ZodType<T>, raw: unknown, what: string): T {
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new Error(
+      `GitLab answered with an unexpected ${what}: ${issue ? `${issue.path.join(".")}: ${issue.message}` : "invalid"}`,
+    );
+  }
+  return result.data;
+}
+
+function statusOf(error: unknown): number | undefined {
+  const response = (error as { cause?: { response?: { status?: unknown } } } | undefined)?.cause?.response;
+  return typeof response?.status === "number" ? response.status : undefined;
+}
+
+function descriptionOf(error: unknown): string {
+  const description = (error as { cause?: { description?: unknown } } | undefined)?.cause?.description;
+  return typeof description === "string" ? description : "";
+}
+
+// ---- the adapter ----
+
+export interface ApiCallCount {
+  route: string;
+  status: CallStatus;
+  count: number;
+}
+
+export interface GitbeakerAdapterOptions {
+  config: Pick<Config, "gitlab">;
+  metrics?: Metrics;
+}
+
+export class GitbeakerAdapter implements GitLabPort {
+  private readonly api: InstanceType<typeof Gitlab<false>>;
+  private readonly counts = new Map<string, ApiCallCount>();
+  private readonly metrics: Metrics | undefined;
+
+  constructor(options: GitbeakerAdapterOptions) {
+    const { gitlab } = options.config;
+    this.metrics = options.metrics;
+    const requesterFn = createRequesterFn({
+      onCall: (route, status) => this.count(route, status),
+      requestError: (description, cause) => new GitbeakerRequestError(description, { cause }),
+    });
+    this.api = new Gitlab({
+      host: gitlab.url.replace(/\/+$/, ""),
+      token: gitlab.token ?? "",
+      queryTimeout: gitlab.request_timeout_ms,
+      // biome-ignore lint/suspicious/noExplicitAny: gitbeaker types requesterFn against its internal RequesterType.
+      requesterFn: requesterFn as any,
+    });
+  }
+
+  /** Calls sent since construction (or the last reset), by route template and status. */
+  apiCalls(): ApiCallCount[] {
+    return [...this.counts.values()].map((c) => ({ ...c }));
+  }
+
+  totalApiCalls(): number {
+    let total = 0;
+    for (const c of this.counts.values()) total += c.count;
+    return total;
+  }
+
+  resetApiCalls(): void {
+    this.counts.clear();
+  }
+
+  private count(route: string, status: CallStatus): void {
+    const key = `${route} ${status}`;
+    const entry = this.counts.get(key) ?? { route, status, count: 0 };
+    entry.count++;
+    this.counts.set(key, entry);
+    this.metrics?.gitlabCalls.inc({ route, status: String(status) });
+  }
+
+  /** Runs one port operation; failures not handled by `onError` leave classified. */
+  private async call<T>(route: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw classifyGitLabError(error, route);
+    }
+  }
+
+  /** Like {@link call}, but a 404 is a value. */
+  private async maybe<T>(route: string, fn: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw classifyGitLabError(error, route);
+    }
+  }
+
+  // ---- identity and permissions ----
+
+  async currentUser(): Promise<User> {
+    const raw = await this.call("GET /user", () => this.api.Users.showCurrentUser());
+    return parse(userSchema, raw, "user");
+  }
+
+  async getUser(userId: number): Promise<User | undefined> {
+    const raw = await this.maybe("GET /users/:user_id", () => this.api.Users.show(userId));
+    return raw === undefined ? undefined : parse(userSchema, raw, "user");
+  }
+
+  async getProject(idOrPath: number | string): Promise<Project | undefined> {
+    const raw = await this.maybe("GET /projects/:id", () => this.api.Projects.show(idOrPath));
+    return raw === undefined ? undefined : toProject(raw);
+  }
+
+  async listMemberProjects(minAccessLevel: number): Promise<Project[]> {
+    const raw = await this.call("GET /projects", () =>
+      this.api.Projects.all({ membership: true, minAccessLevel, archived: false, simple: true, perPage: 100 } as never),
+    );
+    return (raw as unknown[]).map(toProject);
+  }
+
+  async effectiveAccessLevel(projectId: number, userId: number): Promise<number> {
+    const raw = await this.maybe("GET /projects/:id/members/all/:user_id", () =>
+      this.api.ProjectMembers.show(projectId, userId, { includeInherited: true }),
+    );
+    return raw === undefined ? 0 : parse(memberSchema, raw, "member").access_level;
+  }
+
+  async isGroupMember(group: number | string, userId: number): Promise<boolean> {
+    const raw = await this.maybe("GET /groups/:id/members/all/:user_id", () =>
+      this.api.GroupMembers.show(group, userId, { includeInherited: true }),
+    );
+    return raw !== undefined && parse(memberSchema, raw, "member").access_level > 0;
+  }
+
+  // ---- merge requests ----
+
+  async getMergeRequest(projectId: number, iid: number): Promise<MergeRequest | undefined> {
+    const raw = await this.maybe("GET /projects/:id/merge_requests/:iid", () =>
+      this.api.MergeRequests.show(projectId, iid),
+    );
+    return raw === undefined ? undefined : toMergeRequest(raw);
+  }
+
+  listOpenMergeRequests(projectId: number, filter: { sourceBranch?: string } = {}): Promise<MergeRequest[]> {
+    return this.listMergeRequests(projectId, { state: "opened", ...filter });
+  }
+
+  async listMergeRequests(projectId: number, filter: ListMergeRequestsFilter): Promise<MergeRequest[]> {
+    const perPage = filter.limit !== undefined ? Math.min(100, filter.limit) : 100;
+    const raw = await this.call("GET /projects/:id/merge_requests", () =>
+      this.api.MergeRequests.all({
+        projectId,
+        state: filter.state,
+        ...(filter.sourceBranch !== undefined ? { sourceBranch: filter.sourceBranch } : {}),
+        ...(filter.authorId !== undefined ? { authorId: filter.authorId } : {}),
+        orderBy: "created_at",
+        sort: "desc",
+        perPage,
+        ...(filter.limit !== undefined ? { maxPages: Math.ceil(filter.limit / perPage) } : {}),
+      } as never),
+    );
+    const list = (raw as unknown[]).map(toMergeRequest);
+    return filter.limit !== undefined ? list.slice(0, filter.limit) : list;
+  }
+
+  async hasMergedMergeRequest(projectId: number, authorId: number): Promise<boolean> {
+    const list = await this.listMergeRequests(projectId, { state: "merged", authorId, limit: 1 });
+    return list.length > 0;
+  }
+
+  async addLabels(projectId: number, iid: number, labels: string[]): Promise<void> {
+    await this.call("PUT /projects/:id/merge_requests/:iid", () =>
+      this.api.MergeRequests.edit(projectId, iid, { addLabels: labels.join(",") }),
+    );
+  }
+
+  // ---- branches ----
+
+  async getBranch(projectId: number, name: string): Promise<Branch | undefined> {
+    const raw = await this.maybe("GET /projects/:id/repository/branches/:branch", () =>
+      this.api.Branches.show(projectId, name),
+    );
+    return raw === undefined ? undefined : toBranch(raw);
+  }
+
+  async listBranches(projectId: number, prefix: string): Promise<Branch[]> {
+    const raw = await this.call("GET /projects/:id/repository/branches", () =>
+      this.api.Branches.all(projectId, { search: `^${prefix}`, perPage: 100 }),
+    );
+    // GitLab's search is case-insensitive; the prefix is not.
+    return (raw as unknown[]).map(toBranch).filter((b) => b.name.startsWith(prefix));
+  }
+
+  async ensureTrustedBranch(
+    projectId: number,
+    name: string,
+    sha: string,
+    lastSeen?: string,
+  ): Promise<EnsureBranchResult> {
+    const route = "POST /projects/:id/repository/branches";
+    const create = () => this.api.Branches.create(projectId, name, sha);
+    const deleted = lastSeen !== undefined && lastSeen !== sha && (await this.deleteBranch(projectId, name));
+    try {
+      await create();
+      return deleted ? { outcome: "moved", previousSha: lastSeen } : { outcome: "created" };
+    } catch (error) {
+      if (statusOf(error) !== 400 || !/already exists/i.test(descriptionOf(error))) {
+        throw classifyGitLabError(error, route);
+      }
+    }
+    const existing = await this.getBranch(projectId, name);
+    if (existing?.sha === sha) return { outcome: "unchanged" };
+    if (existing) await this.deleteBranch(projectId, name);
+    await this.call(route, create);
+    return existing ? { outcome: "moved", previousSha: existing.sha } : { outcome: "created" };
+  }
+
+  async deleteBranch(projectId: number, name: string): Promise<boolean> {
+    const done = await this.maybe("DELETE /projects/:id/repository/branches/:branch", async () => {
+      await this.api.Branches.remove(projectId, name);
+      return true;
+    });
+    return done ?? false;
+  }
+
+  // ---- pipelines ----
+
+  async createPipeline(projectId: number, ref: string, variables: PipelineVariable[]): Promise<CreatePipelineResult> {
+    try {
+      const raw = await this.api.Pipelines.create(projectId, ref, {
+        variables: variables.map((v) => ({ key: v.key, value: v.value, variable_type: "env_var" })) as never,
+      });
+      return { created: toPipeline(raw) };
+    } catch (error) {
+      if (statusOf(error) === 400) return { refused: descriptionOf(error) || "GitLab refused to create it (400)" };
+      throw classifyGitLabError(error, "POST /projects/:id/pipeline");
+    }
+  }
+
+  async listPipelines(projectId: number, filter: { ref: string; sha?: string }): Promise<Pipeline[]> {
+    const raw = await this.call("GET /projects/:id/pipelines", () =>
+      this.api.Pipelines.all(projectId, {
+        ref: filter.ref,
+        ...(filter.sha !== undefined ? { sha: filter.sha } : {}),
+        orderBy: "id",
+        sort: "desc",
+        perPage: 100,
+        maxPages: 1,
+      } as never),
+    );
+    return (raw as unknown[]).map(toPipeline);
+  }
+
+  async getPipeline(projectId: number, pipelineId: number): Promise<Pipeline | undefined> {
+    const raw = await this.maybe("GET /projects/:id/pipelines/:pipeline_id", () =>
+      this.api.Pipelines.show(projectId, pipelineId),
+    );
+    return raw === undefined ? undefined : toPipeline(raw);
+  }
+
+  async getPipelineJobs(projectId: number, pipelineId: number): Promise<PipelineJob[]> {
+    const raw = await this.call("GET /projects/:id/pipelines/:pipeline_id/jobs", () =>
+      this.api.Jobs.all(projectId, { pipelineId, perPage: 100 }),
+    );
+    return (raw as unknown[]).map(toJob);
+  }
+
+  async getTestReportSummary(projectId: number, pipelineId: number): Promise<TestReportSummary | undefined> {
+    const raw = await this.maybe("GET /projects/:id/pipelines/:pipeline_id/test_report_summary", () =>
+      this.api.Pipelines.showTestReportSummary(projectId, pipelineId),
+    );
+    if (raw === undefined) return undefined;
+    const s = parse(testReportSummarySchema, raw, "test report summary");
+    if (s.total.count === 0 && s.test_suites.length === 0) return undefined;
+    const suites = s.test_suites
+      .map((t) => ({ name: t.name, total: t.total_count, failed: t.failed_count, error: t.error_count }))
+      .sort((a, b) => b.failed + b.error - (a.failed + a.error));
+    return {
+      total: s.total.count,
+      success: s.total.success,
+      failed: s.total.failed,
+      skipped: s.total.skipped,
+      error: s.total.error,
+      suites,
+    };
+  }
+
+  async cancelPipeline(projectId: number, pipelineId: number): Promise<Pipeline | undefined> {
+    const raw = await this.maybe("POST /projects/:id/pipelines/:pipeline_id/cancel", () =>
+      this.api.Pipelines.cancel(projectId, pipelineId),
+    );
+    return raw === undefined ? undefined : toPipeline(raw);
+  }
+
+  async retryPipeline(projectId: number, pipelineId: number): Promise<Pipeline> {
+    const raw = await this.call("POST /projects/:id/pipelines/:pipeline_id/retry", () =>
+      this.api.Pipelines.retry(projectId, pipelineId),
+    );
+    return toPipeline(raw);
+  }
+
+  // ---- commit status ----
+
+  async ensureStatus(projectId: number, sha: string, input: CommitStatusInput): Promise<EnsureResult> {
+    const description =
+      input.description && input.description.length > 255 ? `${input.description.slice(0, 254)}…` : input.description;
+    const post = (state: CommitStatusInput["state"]) =>
+      this.api.Commits.editStatus(projectId, sha, state as never, {
+        name: input.name,
+        ref: input.ref,
+        ...(input.targetUrl !== undefined ? { targetUrl: input.targetUrl } : {}),
+        ...(description !== undefined ? { description } : {}),
+        ...(input.pipelineId !== undefined ? { pipelineId: input.pipelineId } : {}),
+      });
+    const route = "POST /projects/:id/statuses/:sha";
+    try {
+      await post(input.state);
+      return { changed: true };
+    } catch (error) {
+      // "Cannot transition status via :enqueue from :running": GitLab updates a pending or running status in place
+      // (Ci::CreateCommitStatusService), so the same state again is refused, and so is running -> pending. The
+      // first means it is already set; for the second, finish the running status first: a finished status is
+      // never updated, the next post starts a new one.
+      const from = /cannot transition status via :\w+ from :(\w+)/i.exec(descriptionOf(error))?.[1];
+      if (statusOf(error) !== 400 || from === undefined) throw classifyGitLabError(error, route);
+      if (from === input.state) return { changed: false };
+      if (from !== "running" && from !== "pending") throw classifyGitLabError(error, route);
+    }
+    await this.call(route, () => post("canceled"));
+    await this.call(route, () => post(input.state));
+    return { changed: true };
+  }
+
+  // ---- notes and reactions ----
+
+  async findStickyNote(projectId: number, iid: number, marker: string, authorId?: number): Promise<Note | undefined> {
+    const raw = await this.call("GET /projects/:id/merge_requests/:iid/notes", () =>
+      this.api.MergeRequestNotes.all(projectId, iid, { sort: "asc", orderBy: "created_at", perPage: 100 }),
+    );
+    return (raw as unknown[])
+      .map(toNote)
+      .find((n) => !n.system && n.body.includes(marker) && (authorId === undefined || n.authorId === authorId));
+  }
+
+  async ensureStickyNote(
+    projectId: number,
+    iid: number,
+    marker: string,
+    body: string,
+    current: { id: number; body: string } | undefined,
+  ): Promise<Note> {
+    if (!body.includes(marker)) throw new Error("sticky note body must contain its marker");
+    if (current && current.body === body) {
+      return { id: current.id, body, authorId: 0, system: false, createdAt: "", updatedAt: "" };
+    }
+    if (current) {
+      const raw = await this.maybe("PUT /projects/:id/merge_requests/:iid/notes/:note_id", () =>
+        this.api.MergeRequestNotes.edit(projectId, iid, current.id, { body }),
+      );
+      if (raw !== undefined) return toNote(raw);
+      // The note was deleted since it was read: write a new one.
+    }
+    return this.postNote(projectId, iid, body);
+  }
+
+  async postNote(projectId: number, iid: number, body: string): Promise<Note> {
+    const raw = await this.call("POST /projects/:id/merge_requests/:iid/notes", () =>
+      this.api.MergeRequestNotes.create(projectId, iid, body),
+    );
+    return toNote(raw);
+  }
+
+  async awardEmoji(projectId: number, iid: number, noteId: number, name: string): Promise<void> {
+    const route = "POST /projects/:id/merge_requests/:iid/notes/:note_id/award_emoji";
+    try {
+      await this.api.MergeRequestNoteAwardEmojis.award(projectId, iid, noteId, name);
+    } catch (error) {
+      // 404: the note is gone; 400/409 "has already been taken": the bot awarded it before.
+      const status = statusOf(error);
+      if (status === 404 || ((status === 400 || status === 409) && /already|taken/i.test(descriptionOf(error)))) return;
+      throw classifyGitLabError(error, route);
+    }
+  }
+
+  // ---- project setup ----
+
+  async getProtectedBranch(projectId: number, name: string): Promise<ProtectedBranchRule | undefined> {
+    const raw = await this.maybe("GET /projects/:id/protected_branches/:name", () =>
+      this.api.ProtectedBranches.show(projectId, name),
+    );
+    return raw === undefined ? undefined : toProtectedBranch(raw);
+  }
+
+  async protectBranch(
+    projectId: number,
+    rule: { name: string; pushAccessLevel: number; mergeAccessLevel: number; allowForcePush: boolean },
+  ): Promise<ProtectedBranchRule> {
+    const raw = await this.call("POST /projects/:id/protected_branches", () =>
+      this.api.ProtectedBranches.create(projectId, rule.name, {
+        pushAccessLevel: rule.pushAccessLevel,
+        mergeAccessLevel: rule.mergeAccessLevel,
+        allowForcePush: rule.allowForcePush,
+      } as never),
+    );
+    return toProtectedBranch(raw);
+  }
+
+  async getLabel(projectId: number, name: string): Promise<Label | undefined> {
+    const raw = await this.call("GET /projects/:id/labels", () =>
+      this.api.ProjectLabels.all(projectId, { search: name, perPage: 100 }),
+    );
+    return (raw as unknown[]).map((l) => parse(labelSchema, l, "label")).find((l) => l.name === name);
+  }
+
+  async createLabel(projectId: number, label: { name: string; color: string; description: string }): Promise<Label> {
+    const raw = await this.call("POST /projects/:id/labels", () =>
+      this.api.ProjectLabels.create(projectId, label.name, label.color, { description: label.description }),
+    );
+    return parse(labelSchema, raw, "label");
+  }
+
+  async listHooks(projectId: number): Promise<ProjectHook[]> {
+    const raw = await this.call("GET /projects/:id/hooks", () =>
+      this.api.ProjectHooks.all(projectId, { perPage: 100 }),
+    );
+    return (raw as unknown[]).map(toHook);
+  }
+
+  async saveHook(projectId: number, hook: ProjectHookInput, hookId?: number): Promise<ProjectHook> {
+    const options = {
+      pushEvents: hook.pushEvents,
+      mergeRequestsEvents: hook.mergeRequestsEvents,
+      noteEvents: hook.noteEvents,
+      pipelineEvents: hook.pipelineEvents,
+      enableSslVerification: hook.enableSslVerification,
+      ...(hook.token !== undefined ? { token: hook.token } : {}),
+    };
+    const raw =
+      hookId === undefined
+        ? await this.call("POST /projects/:id/hooks", () => this.api.ProjectHooks.add(projectId, hook.url, options))
+        : await this.call("PUT /projects/:id/hooks/:hook_id", () =>
+            this.api.ProjectHooks.edit(projectId, hookId, hook.url, options),
+          );
+    return toHook(raw);
+  }
+}

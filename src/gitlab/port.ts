@@ -1,0 +1,351 @@
+/**
+ * The GitLab port: what the trust workflow needs from GitLab, in the workflow's words (STYLE.md §8).
+ *
+ * Only `gitbeaker-adapter.ts` implements it against the REST API; the workflow, sweep and setup see nothing else.
+ * Reads return small domain types parsed from the API (tolerant: an unknown enum value becomes `"unknown"`, never a
+ * crash). Writes named `ensure*` converge: calling them twice with the same arguments changes nothing the second time.
+ * A missing object is a value (`undefined`, `false`), not an error; every other failure is thrown as one of the
+ * classes in `src/errors.ts` (RateLimitedError / PermanentError / TransientError).
+ */
+
+/** GitLab access levels (`Gitlab::Access`). */
+export const ACCESS_LEVEL = {
+  none: 0,
+  minimal: 5,
+  guest: 10,
+  planner: 15,
+  reporter: 20,
+  developer: 30,
+  maintainer: 40,
+  owner: 50,
+} as const;
+
+export interface User {
+  id: number;
+  username: string;
+}
+
+export type MergeRequestState = "opened" | "closed" | "merged" | "locked" | "unknown";
+
+/** An MR as seen in its target project (where the hooks fire, the trusted branch lives and statuses are posted). */
+export interface MergeRequest {
+  /** The target project. */
+  projectId: number;
+  iid: number;
+  state: MergeRequestState;
+  /** Head commit: for a fork MR this is the target project's `refs/merge-requests/<iid>/head`. */
+  sha: string;
+  sourceProjectId: number;
+  sourceBranch: string;
+  targetBranch: string;
+  author: User;
+  labels: string[];
+  draft: boolean;
+  title: string;
+  /** e.g. `https://gitlab.example.com/group/app/-/merge_requests/7`. */
+  webUrl: string;
+  /** ISO timestamps; null while not applicable. */
+  mergedAt: string | null;
+  closedAt: string | null;
+  updatedAt: string;
+}
+
+export interface Project {
+  id: number;
+  pathWithNamespace: string;
+  webUrl: string;
+  defaultBranch: string;
+}
+
+export interface Branch {
+  name: string;
+  /** Head commit. */
+  sha: string;
+  /** A protected-branch rule (exact or wildcard) matches the name. */
+  protected: boolean;
+  /** Committed date of the head commit (ISO), when GitLab says. */
+  committedAt?: string;
+}
+
+export type PipelineStatus =
+  | "created"
+  | "waiting_for_resource"
+  | "preparing"
+  | "waiting_for_callback"
+  | "pending"
+  | "running"
+  | "success"
+  | "failed"
+  | "canceling"
+  | "canceled"
+  | "skipped"
+  | "manual"
+  | "scheduled"
+  | "unknown";
+
+export interface Pipeline {
+  id: number;
+  projectId: number;
+  ref: string;
+  sha: string;
+  status: PipelineStatus;
+  /** `push`, `api`, `web`, `merge_request_event`, ... (free text: GitLab adds sources). */
+  source: string;
+  webUrl: string;
+  createdAt?: string;
+}
+
+export interface PipelineJob {
+  id: number;
+  name: string;
+  stage: string;
+  status: PipelineStatus;
+  allowFailure: boolean;
+  webUrl: string;
+  /** The job's pipeline as the jobs API embeds it: one call gives the jobs and the pipeline status. */
+  pipeline?: { id: number; status: PipelineStatus };
+}
+
+export interface TestReportSummary {
+  total: number;
+  success: number;
+  failed: number;
+  skipped: number;
+  error: number;
+  /** Suites with failures first. */
+  suites: Array<{ name: string; total: number; failed: number; error: number }>;
+}
+
+/** States the commit status API accepts. */
+export type CommitStatusState = "pending" | "running" | "success" | "failed" | "canceled" | "skipped";
+
+export interface CommitStatusInput {
+  /** Status name, e.g. `trusted-pipeline` (config `trust.status_name`). */
+  name: string;
+  state: CommitStatusState;
+  /** Same-project MR: the source branch. Fork MR: `refs/merge-requests/<iid>/head`. */
+  ref: string;
+  targetUrl?: string;
+  /** At most 255 characters (longer is cut). */
+  description?: string;
+  pipelineId?: number;
+}
+
+export interface Note {
+  id: number;
+  body: string;
+  authorId: number;
+  system: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface PipelineVariable {
+  key: string;
+  value: string;
+}
+
+export interface ProtectedBranchRule {
+  id: number;
+  /** Exact name or wildcard such as `trusted-*`. */
+  name: string;
+  pushAccessLevels: number[];
+  mergeAccessLevels: number[];
+  /** Users named in `allowed_to_push` (Premium). */
+  pushUserIds: number[];
+  allowForcePush: boolean;
+}
+
+export interface Label {
+  id: number;
+  name: string;
+  color: string;
+  description: string | null;
+}
+
+export interface ProjectHook {
+  id: number;
+  url: string;
+  pushEvents: boolean;
+  mergeRequestsEvents: boolean;
+  noteEvents: boolean;
+  pipelineEvents: boolean;
+  enableSslVerification: boolean;
+}
+
+export interface ProjectHookInput {
+  url: string;
+  /** Secret sent as `X-Gitlab-Token`. */
+  token?: string;
+  pushEvents: boolean;
+  mergeRequestsEvents: boolean;
+  noteEvents: boolean;
+  pipelineEvents: boolean;
+  enableSslVerification: boolean;
+}
+
+/** What {@link GitLabPort.ensureTrustedBranch} did. */
+export type EnsureBranchResult =
+  | { outcome: "created" }
+  | { outcome: "unchanged" }
+  | { outcome: "moved"; previousSha: string };
+
+export type CreatePipelineResult = { created: Pipeline } | { refused: string };
+
+/** What an `ensure*` write did: `changed` false means GitLab already had it. */
+export interface EnsureResult {
+  changed: boolean;
+}
+
+export interface ListMergeRequestsFilter {
+  state: "opened" | "closed" | "merged" | "all";
+  sourceBranch?: string;
+  authorId?: number;
+  /** Stop after this many (default: all pages). */
+  limit?: number;
+}
+
+export interface GitLabPort {
+  // ---- identity and permissions ----
+
+  /** The bot's own user (`GET /user`). Callers cache it. */
+  currentUser(): Promise<User>;
+
+  /** A user by id; `undefined` when there is none. */
+  getUser(userId: number): Promise<User | undefined>;
+
+  /** A project by numeric id or full path; `undefined` when it does not exist or is not visible to the bot. */
+  getProject(idOrPath: number | string): Promise<Project | undefined>;
+
+  /**
+   * Projects the bot is a member of with at least `minAccessLevel` (direct or inherited), for the sweep when no
+   * project list is configured.
+   */
+  listMemberProjects(minAccessLevel: number): Promise<Project[]>;
+
+  /**
+   * Effective access level of `userId` in `projectId`, inherited and invited membership included
+   * (`GET /projects/:id/members/all/:user_id`); 0 when not a member.
+   */
+  effectiveAccessLevel(projectId: number, userId: number): Promise<number>;
+
+  /** Whether `userId` is a member (inherited counts) of the group given by id or full path. */
+  isGroupMember(group: number | string, userId: number): Promise<boolean>;
+
+  // ---- merge requests ----
+
+  /** One MR of the target project; `undefined` when it does not exist. */
+  getMergeRequest(projectId: number, iid: number): Promise<MergeRequest | undefined>;
+
+  /** Open MRs of the target project, optionally only those from a source branch name (any source project). */
+  listOpenMergeRequests(projectId: number, filter?: { sourceBranch?: string }): Promise<MergeRequest[]>;
+
+  /** MRs of the target project by state, source branch or author, newest first. */
+  listMergeRequests(projectId: number, filter: ListMergeRequestsFilter): Promise<MergeRequest[]>;
+
+  /** Whether `authorId` has at least one merged MR in the project (first-time contributor check: one call). */
+  hasMergedMergeRequest(projectId: number, authorId: number): Promise<boolean>;
+
+  /** Adds labels to an MR (existing labels stay). */
+  addLabels(projectId: number, iid: number, labels: string[]): Promise<void>;
+
+  // ---- branches ----
+
+  /** A branch, or `undefined` when it does not exist. */
+  getBranch(projectId: number, name: string): Promise<Branch | undefined>;
+
+  /** Branches whose name starts with `prefix` (all pages). */
+  listBranches(projectId: number, prefix: string): Promise<Branch[]>;
+
+  /**
+   * Makes branch `name` point at `sha`: creates it, or deletes and re-creates it when it points elsewhere (GitLab has
+   * no "move branch" call). `lastSeen` is where the caller last saw the branch: when that is another commit, it is
+   * deleted and created without reading it first; otherwise creating comes first and the branch is read only on
+   * "already exists". Either way the common case costs one call per write.
+   */
+  ensureTrustedBranch(projectId: number, name: string, sha: string, lastSeen?: string): Promise<EnsureBranchResult>;
+
+  /** Deletes a branch; `false` when it was already gone. */
+  deleteBranch(projectId: number, name: string): Promise<boolean>;
+
+  // ---- pipelines ----
+
+  /**
+   * Creates a pipeline on `ref` as the bot (`POST /projects/:id/pipeline`), with variables. GitLab refusing the
+   * pipeline itself (400: filtered out by `workflow: rules`, no jobs, invalid CI config) is an outcome, not an error.
+   */
+  createPipeline(projectId: number, ref: string, variables: PipelineVariable[]): Promise<CreatePipelineResult>;
+
+  /** Pipelines on `ref` (optionally only for `sha`), newest first. */
+  listPipelines(projectId: number, filter: { ref: string; sha?: string }): Promise<Pipeline[]>;
+
+  /** One pipeline, or `undefined` when it does not exist. */
+  getPipeline(projectId: number, pipelineId: number): Promise<Pipeline | undefined>;
+
+  /** The jobs of a pipeline (latest attempt of each), each with its pipeline's current status when GitLab embeds it. */
+  getPipelineJobs(projectId: number, pipelineId: number): Promise<PipelineJob[]>;
+
+  /** The test-report summary; `undefined` when the pipeline has no test reports. */
+  getTestReportSummary(projectId: number, pipelineId: number): Promise<TestReportSummary | undefined>;
+
+  /** Cancels a pipeline's running jobs. A pipeline that has already finished is left as it is. */
+  cancelPipeline(projectId: number, pipelineId: number): Promise<Pipeline | undefined>;
+
+  /** Retries the failed and canceled jobs of a pipeline; returns it with its new status. */
+  retryPipeline(projectId: number, pipelineId: number): Promise<Pipeline>;
+
+  // ---- commit status ----
+
+  /**
+   * Sets commit status `input.name` on `sha` to `input.state` (`POST /projects/:id/statuses/:sha`). Posting the state
+   * the status already has is a 400 in GitLab; that answer counts as converged (`changed: false`). Callers skip the
+   * call entirely when they know the status is already set.
+   */
+  ensureStatus(projectId: number, sha: string, input: CommitStatusInput): Promise<EnsureResult>;
+
+  // ---- notes and reactions ----
+
+  /**
+   * The first note on the MR whose body contains `marker` and, when given, whose author is `authorId` (the bot:
+   * a human quoting the marker does not count), or `undefined`.
+   */
+  findStickyNote(projectId: number, iid: number, marker: string, authorId?: number): Promise<Note | undefined>;
+
+  /**
+   * Writes the sticky note identified by `marker` (which `body` must contain): updates `current` (the note as the
+   * caller found it with {@link findStickyNote} or last wrote it) when its body differs, or creates the note when
+   * `current` is undefined. An unchanged body costs no call. A note deleted meanwhile is written anew.
+   */
+  ensureStickyNote(
+    projectId: number,
+    iid: number,
+    marker: string,
+    body: string,
+    current: { id: number; body: string } | undefined,
+  ): Promise<Note>;
+
+  /** Posts a new note (a reply to a command). */
+  postNote(projectId: number, iid: number, body: string): Promise<Note>;
+
+  /** Awards an emoji on a note; awarding one the bot already gave counts as done. */
+  awardEmoji(projectId: number, iid: number, noteId: number, name: string): Promise<void>;
+
+  // ---- project setup ----
+
+  getProtectedBranch(projectId: number, name: string): Promise<ProtectedBranchRule | undefined>;
+
+  /** Protects `name` (wildcards allowed) with the given push/merge levels; `allowedToPushUserIds` needs Premium. */
+  protectBranch(
+    projectId: number,
+    rule: { name: string; pushAccessLevel: number; mergeAccessLevel: number; allowForcePush: boolean },
+  ): Promise<ProtectedBranchRule>;
+
+  getLabel(projectId: number, name: string): Promise<Label | undefined>;
+
+  createLabel(projectId: number, label: { name: string; color: string; description: string }): Promise<Label>;
+
+  listHooks(projectId: number): Promise<ProjectHook[]>;
+
+  /** Creates a project hook (`hookId` undefined) or edits one. */
+  saveHook(projectId: number, hook: ProjectHookInput, hookId?: number): Promise<ProjectHook>;
+}

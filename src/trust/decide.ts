@@ -1,0 +1,533 @@
+/**
+ * decide(observed, config, trigger) -> actions: the whole trust workflow as a pure function (STYLE.md §4).
+ *
+ * It is called in rounds by the reconciler: actions that produce facts decide needs next (a created branch, a new
+ * pipeline) end a round; the reconciler applies them, patches the observation and calls decide again, until a
+ * round asks for nothing but the state record. The final round posts the commit status and the sticky note. A
+ * command trigger is passed in the first round only. Every transition (grant, revoke, stale, cleanup) is detected
+ * against the recorded state, so replaying an event, or a whole reconcile, changes nothing.
+ */
+import type { Config } from "../config/config.js";
+import type { CommitStatusState, MergeRequest, Pipeline, PipelineVariable } from "../gitlab/port.js";
+import {
+  type Action,
+  type AuditEntry,
+  FACT_PRODUCING_ACTIONS,
+  isActive,
+  mirroredStatus,
+  type Observed,
+  type Trigger,
+} from "./model.js";
+import { compareUrl, helpText, mention, renderNote, shortSha } from "./render.js";
+import { HANDLED_LIMIT, type StickyState } from "./state.js";
+
+export type DecideConfig = Pick<
+  Config["trust"],
+  | "branch_prefix"
+  | "status_name"
+  | "cancel_stale_pipelines"
+  | "committer_branch_label"
+  | "welcome_first_time_contributors"
+>;
+
+/** The emoji that acknowledges a command the bot carried out. */
+export const ACK_EMOJI = "thumbsup";
+
+/** Commit statuses allow 255 characters of description. */
+const MAX_DESCRIPTION = 255;
+
+export function decide(o: Observed, config: DecideConfig, trigger?: Trigger): Action[] {
+  if (o.committerBranch) return decideCommitterBranch(o, config, trigger);
+  if (o.mr.state === "merged" || o.mr.state === "closed") return decideClosed(o, config, trigger);
+  if (o.mr.state !== "opened") {
+    return trigger
+      ? [reply("This merge request is being merged right now; commands apply to open merge requests.")]
+      : [];
+  }
+  return decideOpen(o, config, trigger);
+}
+
+/**
+ * The trusted branch name rule: `<prefix><source branch>`, unless another open MR in the target project has the
+ * same source branch name (two forks, or one branch into two targets): then `<prefix><source branch>-mr<iid>`.
+ * The name is chosen once and recorded in the sticky state, so it never changes under an existing grant.
+ */
+export function trustedBranchName(prefix: string, mr: Pick<MergeRequest, "sourceBranch" | "iid">, shared: boolean) {
+  return shared ? `${prefix}${mr.sourceBranch}-mr${mr.iid}` : `${prefix}${mr.sourceBranch}`;
+}
+
+/** The trusted pipeline among those on (trusted branch, SHA): the recorded one, else the newest the API created. */
+export function chooseTrustedPipeline(pipelines: readonly Pipeline[], recordedId?: number): Pipeline | undefined {
+  return pipelines.find((p) => p.id === recordedId) ?? pipelines.find((p) => p.source === "api");
+}
+
+/** The variables the trusted pipeline gets (the CI templates read these names). */
+export function pipelineVariables(mr: MergeRequest, sha: string, grantedBy: string): PipelineVariable[] {
+  return [
+    { key: "TRUSTED_MR_IID", value: String(mr.iid) },
+    { key: "TRUSTED_SOURCE_SHA", value: sha },
+    { key: "TRUSTED_SOURCE_PROJECT_ID", value: String(mr.sourceProjectId) },
+    { key: "TRUSTED_SOURCE_BRANCH", value: mr.sourceBranch },
+    { key: "TRUSTED_GRANTED_BY", value: grantedBy },
+  ];
+}
+
+/** Where the commit status goes: the source branch, or for a fork MR the MR's ref in the target project. */
+export function statusRef(mr: MergeRequest): string {
+  return mr.sourceProjectId === mr.projectId ? mr.sourceBranch : `refs/merge-requests/${mr.iid}/head`;
+}
+
+function decideCommitterBranch(o: Observed, config: DecideConfig, trigger?: Trigger): Action[] {
+  const actions: Action[] = [];
+  const label = config.committer_branch_label;
+  if (o.mr.state === "opened" && !o.mr.labels.includes(label)) actions.push({ type: "addLabels", labels: [label] });
+  if (trigger) {
+    actions.push(
+      reply(
+        trigger.command === "help"
+          ? helpText()
+          : `This merge request comes from \`${o.mr.sourceBranch}\`, a protected branch of this project: its pipelines already run with committer permissions, so there is nothing to trust.`,
+      ),
+    );
+  }
+  return actions;
+}
+
+function decideClosed(o: Observed, config: DecideConfig, trigger?: Trigger): Action[] {
+  const deferred: Action[] = [];
+  const state = o.mr.state as "merged" | "closed";
+  if (trigger) {
+    deferred.push(
+      reply(
+        trigger.command === "help"
+          ? helpText()
+          : `This merge request is ${state}; commands apply to open merge requests only.`,
+      ),
+    );
+  }
+  if (!o.note && o.branch.sha === null) return deferred;
+  let next = withPipelineFacts(o, o.state);
+  const effects: Action[] = [];
+  const branchExists = o.branch.sha !== null;
+  if (!next.closed || branchExists) {
+    if (!next.closed && next.pipeline && isActive(next.pipeline.status)) {
+      effects.push({ type: "cancelPipeline", pipelineId: next.pipeline.id });
+    }
+    if (branchExists) effects.push({ type: "deleteBranch", name: o.branchName });
+    next = {
+      ...next,
+      closed: {
+        state,
+        at: o.mr.mergedAt ?? o.mr.closedAt ?? o.now,
+        deletedBranch: branchExists ? o.branchName : next.closed?.deletedBranch,
+      },
+      grant: undefined,
+      branch: undefined,
+      branchSha: undefined,
+      staleHead: undefined,
+      mismatch: undefined,
+      pipelineError: undefined,
+    };
+    if (branchExists) {
+      deferred.push(
+        audit(o, {
+          event: "cleanup",
+          sha: o.branch.sha ?? undefined,
+          by: o.bot.username,
+          reason: `merge request ${state}`,
+          branch: o.branchName,
+        }),
+      );
+    }
+  }
+  return finish(o, config, next, effects, deferred, { withStatus: false });
+}
+
+function decideOpen(o: Observed, config: DecideConfig, trigger?: Trigger): Action[] {
+  const head = o.mr.sha;
+  const effects: Action[] = [];
+  const deferred: Action[] = [];
+  let next: StickyState = { ...o.state, closed: undefined };
+  if (!next.branch) next.branch = o.branchName;
+  if (next.firstTime === undefined && o.firstTime !== undefined) next.firstTime = o.firstTime;
+
+  // What GitLab says about the trusted branch, when it was read in this pass (manual flow, hand-made changes).
+  if (o.branch.fresh) {
+    const branchSha = o.branch.sha;
+    const grant = next.grant;
+    next.branchSha = branchSha ?? undefined;
+    if (branchSha === null) {
+      next.mismatch = undefined;
+      if (grant) {
+        next = revoke(o, next, grant.sha, o.pusher ?? "someone", "the trusted branch was deleted", deferred, effects);
+      }
+    } else if (grant?.sha !== branchSha) {
+      if (branchSha === head) {
+        next = {
+          ...next,
+          grant: { sha: head, by: o.pusher ?? "a committer", at: o.now, manual: true },
+          mismatch: undefined,
+          revoked: undefined,
+          staleHead: undefined,
+          pipelineError: undefined,
+          pipeline: next.pipeline?.sha === head ? next.pipeline : undefined,
+        };
+        deferred.push(
+          audit(o, {
+            event: "grant",
+            sha: head,
+            by: o.pusher ?? "unknown",
+            reason: "trusted branch pushed by hand",
+            branch: o.branchName,
+          }),
+        );
+      } else {
+        if (grant) {
+          const reason = `the trusted branch was moved by hand to ${shortSha(branchSha)}`;
+          next = revoke(o, next, grant.sha, o.pusher ?? "someone", reason, deferred, effects);
+          next.branchSha = branchSha;
+        }
+        next.mismatch = { sha: branchSha };
+      }
+    } else {
+      next.mismatch = undefined;
+    }
+  }
+
+  if (trigger) next = decideCommand(o, next, trigger, effects, deferred);
+  if (effects.some((a) => FACT_PRODUCING_ACTIONS.has(a.type))) {
+    return [record(next), ...effects, ...deferred];
+  }
+
+  // Mirror what was read about the trusted pipeline into the record.
+  next = withPipelineFacts(o, next);
+
+  const grant = next.grant;
+  const trustedSha = grant && next.branchSha === grant.sha ? grant.sha : undefined;
+  if (trustedSha !== undefined && trustedSha === head) {
+    next.staleHead = undefined;
+    if (o.pipelineError && !next.pipeline) next.pipelineError = { sha: head, message: o.pipelineError };
+    const recorded = next.pipeline?.sha === head ? next.pipeline : undefined;
+    const known =
+      o.trustedPipeline?.pipeline ?? (o.pipelines ? chooseTrustedPipeline(o.pipelines, recorded?.id) : undefined);
+    const knownNone = !known && !recorded && o.pipelines !== undefined;
+    if (knownNone && next.pipelineError?.sha !== head) {
+      effects.push({
+        type: "createPipeline",
+        ref: o.branchName,
+        sha: head,
+        variables: pipelineVariables(o.mr, head, grant?.by ?? "unknown"),
+      });
+      return [record(next), ...effects, ...deferred];
+    }
+    // A pipeline GitLab started by itself for the branch push is a second run of the same SHA: cancel it.
+    const trustedId = known?.id ?? recorded?.id;
+    for (const p of o.pipelines ?? []) {
+      if (p.id !== trustedId && p.source === "push" && isActive(p.status) && p.status !== "canceling") {
+        effects.push({ type: "cancelPipeline", pipelineId: p.id });
+      }
+    }
+  } else if (trustedSha !== undefined && next.staleHead !== head) {
+    next.staleHead = head;
+    const p = next.pipeline;
+    if (config.cancel_stale_pipelines && p && p.sha === trustedSha && isActive(p.status) && p.status !== "canceling") {
+      effects.push({ type: "cancelPipeline", pipelineId: p.id });
+    }
+    deferred.push(
+      audit(o, {
+        event: "stale",
+        sha: head,
+        by: o.mr.author.username,
+        reason: `new commits after ${shortSha(trustedSha)}`,
+        branch: o.branchName,
+      }),
+    );
+  }
+  return finish(o, config, next, effects, deferred, { withStatus: true });
+}
+
+function decideCommand(
+  o: Observed,
+  state: StickyState,
+  t: Trigger,
+  effects: Action[],
+  deferred: Action[],
+): StickyState {
+  if (state.handled?.includes(t.noteId)) return state;
+  const head = o.mr.sha;
+  let next = state;
+  if (t.command === "help") {
+    deferred.push(reply(helpText()), award(t.noteId));
+    return next;
+  }
+  if (!t.authorization?.committer) {
+    deferred.push(reply(`${capitalize(t.authorization?.reason ?? `@${t.author.username} is not a committer`)}.`));
+    return next;
+  }
+  switch (t.command) {
+    case "trust": {
+      if (t.sha && !head.toLowerCase().startsWith(t.sha)) {
+        deferred.push(
+          reply(
+            `Not trusted: you named \`${t.sha}\`, but the head of this merge request is \`${shortSha(head)}\`. Review \`${shortSha(head)}\` and comment \`/trust ${shortSha(head)}\`.`,
+          ),
+        );
+        return next;
+      }
+      if (!t.sha && t.seenSha && t.seenSha !== head) {
+        deferred.push(
+          reply(
+            `Not trusted: the head of this merge request moved to \`${shortSha(head)}\` after you commented (you saw \`${shortSha(t.seenSha)}\`). Review [the new commits](${compareUrl(o.mr, t.seenSha, head)}) and comment \`/trust\` again.`,
+          ),
+        );
+        return next;
+      }
+      next = handled(next, t.noteId);
+      deferred.push(award(t.noteId));
+      if (next.grant?.sha === head && next.branchSha === head) return next;
+      const old = next.pipeline;
+      if (old && old.sha !== head && isActive(old.status) && old.status !== "canceling") {
+        effects.push({ type: "cancelPipeline", pipelineId: old.id });
+      }
+      effects.push({
+        type: "ensureBranch",
+        name: o.branchName,
+        sha: head,
+        ...(next.branchSha ? { lastSeen: next.branchSha } : {}),
+      });
+      next = {
+        ...next,
+        grant: { sha: head, by: t.author.username, at: o.now, noteUrl: t.noteUrl },
+        branchSha: head,
+        pipeline: undefined,
+        pipelineError: undefined,
+        revoked: undefined,
+        mismatch: undefined,
+        staleHead: undefined,
+      };
+      deferred.push(
+        audit(o, { event: "grant", sha: head, by: t.author.username, reason: "/trust", branch: o.branchName }),
+      );
+      return next;
+    }
+    case "untrust": {
+      if (!next.grant && next.branchSha === undefined) {
+        deferred.push(reply("Nothing is trusted on this merge request."));
+        return next;
+      }
+      next = handled(next, t.noteId);
+      deferred.push(award(t.noteId));
+      next = revoke(o, next, next.grant?.sha ?? next.branchSha, t.author.username, "/untrust", deferred, effects);
+      effects.push({ type: "deleteBranch", name: o.branchName });
+      return { ...next, branchSha: undefined, mismatch: undefined };
+    }
+    case "retest": {
+      const grant = next.grant;
+      if (!grant || next.branchSha !== grant.sha) {
+        deferred.push(reply("Nothing is trusted yet: a committer reviews the changes and comments `/trust` first."));
+        return next;
+      }
+      if (grant.sha !== head) {
+        deferred.push(
+          reply(
+            `Trust is stale: \`${shortSha(grant.sha)}\` was trusted, the head is now \`${shortSha(head)}\`. Review [the new commits](${compareUrl(o.mr, grant.sha, head)}) and comment \`/trust\` to run the pipeline for them.`,
+          ),
+        );
+        return next;
+      }
+      const p =
+        o.trustedPipeline?.pipeline ??
+        (next.pipeline?.sha === head ? { id: next.pipeline.id, status: next.pipeline.status } : undefined);
+      if (p && isActive(p.status)) {
+        deferred.push(reply(`Pipeline #${p.id} is still ${p.status}; comment \`/retest\` again once it has finished.`));
+        return next;
+      }
+      next = { ...handled(next, t.noteId), pipelineError: undefined };
+      deferred.push(award(t.noteId));
+      if (p && (p.status === "failed" || p.status === "canceled")) {
+        effects.push({ type: "retryPipeline", pipelineId: p.id });
+      } else {
+        effects.push({
+          type: "createPipeline",
+          ref: o.branchName,
+          sha: head,
+          variables: pipelineVariables(o.mr, head, grant.by),
+        });
+      }
+      deferred.push(
+        audit(o, {
+          event: "retest",
+          sha: head,
+          by: t.author.username,
+          reason: "/retest",
+          branch: o.branchName,
+          pipelineId: p?.id,
+        }),
+      );
+      return next;
+    }
+  }
+  return next;
+}
+
+/** Ends a grant: cancels its running pipeline and records who revoked it and why. */
+function revoke(
+  o: Observed,
+  state: StickyState,
+  sha: string | undefined,
+  by: string,
+  reason: string,
+  deferred: Action[],
+  effects: Action[],
+): StickyState {
+  const p = state.pipeline;
+  if (p && isActive(p.status) && p.status !== "canceling") effects.push({ type: "cancelPipeline", pipelineId: p.id });
+  deferred.push(audit(o, { event: "revoke", sha, by, reason, branch: o.branchName, pipelineId: p?.id }));
+  return {
+    ...state,
+    grant: undefined,
+    staleHead: undefined,
+    pipelineError: undefined,
+    revoked: { by, at: o.now, sha, reason },
+  };
+}
+
+/** Folds fresh facts about the trusted pipeline into the record (keeping details still true for its status). */
+function withPipelineFacts(o: Observed, state: StickyState): StickyState {
+  const fresh = o.trustedPipeline;
+  if (!fresh) return state;
+  const p = fresh.pipeline;
+  const prev =
+    state.pipeline?.id === p.id && state.pipeline.status === mirroredStatus(p.status) ? state.pipeline : undefined;
+  const failedJobs = fresh.jobs
+    ? fresh.jobs.filter((j) => j.status === "failed" && !j.allowFailure).map((j) => ({ name: j.name, url: j.webUrl }))
+    : prev?.failedJobs;
+  const tests = fresh.tests !== undefined ? (fresh.tests ?? undefined) : prev?.tests;
+  return {
+    ...state,
+    pipeline: {
+      id: p.id,
+      sha: p.sha,
+      status: mirroredStatus(p.status),
+      url: p.webUrl,
+      ...(failedJobs && failedJobs.length > 0 ? { failedJobs } : {}),
+      ...(tests ? { tests } : {}),
+    },
+  };
+}
+
+/** The last step of a round without pending facts: commit status, then the note that records it. */
+function finish(
+  o: Observed,
+  config: DecideConfig,
+  state: StickyState,
+  effects: Action[],
+  deferred: Action[],
+  opts: { withStatus: boolean },
+): Action[] {
+  if (effects.some((a) => FACT_PRODUCING_ACTIONS.has(a.type))) {
+    return [record(state), ...effects, ...deferred];
+  }
+  let next = state;
+  if (opts.withStatus) {
+    const desired = desiredStatus(o, next);
+    const sha = o.mr.sha;
+    if (!(next.status?.sha === sha && next.status.state === desired.state)) {
+      effects.push({
+        type: "ensureStatus",
+        sha,
+        status: {
+          name: config.status_name,
+          state: desired.state,
+          ref: statusRef(o.mr),
+          description: desired.description,
+          targetUrl: desired.targetUrl,
+        },
+      });
+      next = { ...next, status: { sha, state: desired.state, description: desired.description } };
+    }
+  }
+  const body = renderNote(next, o, config);
+  if (body !== o.note?.body) effects.push({ type: "ensureNote", body });
+  return [record(next), ...effects, ...deferred];
+}
+
+/** The commit status the MR head should carry. Pending means "waiting for a committer"; the rest mirror the pipeline. */
+export function desiredStatus(
+  o: Observed,
+  state: StickyState,
+): { state: CommitStatusState; description: string; targetUrl: string } {
+  const head = o.mr.sha;
+  const grant = state.grant;
+  const trusted = grant && state.branchSha === grant.sha ? grant : undefined;
+  const mrUrl = o.mr.webUrl;
+  const result = (s: CommitStatusState, description: string, targetUrl = mrUrl) => ({
+    state: s,
+    description: description.length > MAX_DESCRIPTION ? `${description.slice(0, MAX_DESCRIPTION - 1)}…` : description,
+    targetUrl,
+  });
+  if (trusted && trusted.sha === head) {
+    if (state.pipelineError?.sha === head) {
+      return result("failed", `GitLab did not start the trusted pipeline: ${state.pipelineError.message}`);
+    }
+    const p = state.pipeline?.sha === head ? state.pipeline : undefined;
+    if (!p)
+      return result("running", `Trusted ${shortSha(head)} (by ${mention(trusted.by)}); starting the trusted pipeline`);
+    const id = `Trusted pipeline #${p.id}`;
+    switch (p.status) {
+      case "success":
+        return result("success", `${id} passed for ${shortSha(head)}`, p.url);
+      case "failed": {
+        const jobs = p.failedJobs?.map((j) => j.name) ?? [];
+        const which =
+          jobs.length > 0 ? `: ${jobs.length} failed job${jobs.length === 1 ? "" : "s"} (${jobs.join(", ")})` : "";
+        return result("failed", `${id} failed for ${shortSha(head)}${which}`, p.url);
+      }
+      case "canceled":
+        return result("canceled", `${id} was canceled; a committer can comment /retest`, p.url);
+      case "skipped":
+        return result("skipped", `${id} was skipped`, p.url);
+      default:
+        return result("running", `${id} in progress for ${shortSha(head)} (trusted by ${mention(trusted.by)})`, p.url);
+    }
+  }
+  if (trusted) {
+    return result(
+      "pending",
+      `New commits since trusted ${shortSha(trusted.sha)}: a committer must review ${shortSha(head)} and comment /trust`,
+    );
+  }
+  if (state.mismatch) {
+    return result(
+      "pending",
+      `${state.branch ?? "The trusted branch"} points at ${shortSha(state.mismatch.sha)}, not the head ${shortSha(head)}: waiting for a committer`,
+    );
+  }
+  return result("pending", `Waiting for a committer to review ${shortSha(head)} and comment /trust`);
+}
+
+function handled(state: StickyState, noteId: number): StickyState {
+  return { ...state, handled: [...(state.handled ?? []), noteId].slice(-HANDLED_LIMIT) };
+}
+
+/** The state as it will be stored: keys left `undefined` by updates are dropped, as JSON would. */
+function record(state: StickyState): Action {
+  const tidy = Object.fromEntries(Object.entries(state).filter(([, v]) => v !== undefined)) as StickyState;
+  return { type: "record", state: tidy };
+}
+
+function reply(body: string): Action {
+  return { type: "reply", body };
+}
+
+function award(noteId: number): Action {
+  return { type: "award", noteId, name: ACK_EMOJI };
+}
+
+function audit(o: Observed, entry: Omit<AuditEntry, "projectId" | "mrIid" | "at">): Action {
+  return { type: "audit", entry: { ...entry, projectId: o.mr.projectId, mrIid: o.mr.iid, at: o.now } };
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}

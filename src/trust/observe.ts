@@ -1,0 +1,182 @@
+/**
+ * Observe: the reads before decide (STYLE.md §4), as few as the situation allows.
+ *
+ * Always: the MR itself (`GET .../merge_requests/:iid`), because every event is only a hint that it changed.
+ * The rest comes from the MR cache unless the cache is cold or a hint says it changed:
+ * - the sticky note (and its trust record) is listed only on a cold cache or a sweep;
+ * - the trusted branch is read only when a push to it came from someone other than the bot, or on a sweep; in
+ *   between, the record of what the bot last wrote is what the branch is;
+ * - the trusted pipeline is read when an event reports a status the record does not have, or while the record
+ *   says it is still running (one call: the jobs list carries the pipeline's status), plus the test report once
+ *   it failed; the pipelines on the trusted branch are listed only when one the record does not know shows up;
+ * - the committer-branch check, the first-time-contributor check and the trusted branch name are read once per MR.
+ * A sweep sets the "full" hint, so every MR is periodically read from scratch: caches and lost events heal.
+ */
+import type { GitLabPort, PipelineStatus, User } from "../gitlab/port.js";
+import type { MrKey } from "../queue/jobs.js";
+import { chooseTrustedPipeline, type DecideConfig, trustedBranchName } from "./decide.js";
+import { isActive, isFinished, mirroredStatus, type Observed } from "./model.js";
+import { decodeState, EMPTY_STATE, STICKY_MARKER } from "./state.js";
+import type { Hints, MrCache } from "./store.js";
+
+export type ObserveConfig = DecideConfig;
+
+export interface ObserveContext {
+  port: GitLabPort;
+  config: ObserveConfig;
+  bot: User;
+  now: string;
+}
+
+/** Reads one MR's situation; `undefined` when the MR does not exist (any more). */
+export async function observe(
+  ctx: ObserveContext,
+  key: MrKey,
+  cache: MrCache | undefined,
+  hints: Hints,
+): Promise<Observed | undefined> {
+  const { port, config } = ctx;
+  const mr = await port.getMergeRequest(key.projectId, key.mrIid);
+  if (!mr) return undefined;
+  const full = hints.full || !cache || cache.sourceBranch !== mr.sourceBranch;
+  const base = { now: ctx.now, bot: ctx.bot, mr };
+
+  const sameProject = mr.sourceProjectId === mr.projectId;
+  const committerBranch = !sameProject
+    ? false
+    : full || !cache
+      ? ((await port.getBranch(mr.projectId, mr.sourceBranch))?.protected ?? false)
+      : cache.committerBranch;
+  if (committerBranch) {
+    return {
+      ...base,
+      committerBranch,
+      state: EMPTY_STATE,
+      branchName: trustedBranchName(config.branch_prefix, mr, false),
+      branch: { sha: null, fresh: false },
+    };
+  }
+
+  const note =
+    full || !cache
+      ? await port.findStickyNote(mr.projectId, mr.iid, STICKY_MARKER, ctx.bot.id)
+      : cache.noteId !== null && cache.noteBody !== null
+        ? { id: cache.noteId, body: cache.noteBody }
+        : undefined;
+  const state = decodeState(note?.body);
+  const open = mr.state === "opened";
+
+  const firstTime =
+    !note && open && config.welcome_first_time_contributors
+      ? !(await port.hasMergedMergeRequest(mr.projectId, mr.author.id))
+      : undefined;
+
+  let branchName = state.branch;
+  if (!branchName) {
+    const shared = open
+      ? (await port.listOpenMergeRequests(mr.projectId, { sourceBranch: mr.sourceBranch })).some(
+          (other) => other.iid !== mr.iid,
+        )
+      : false;
+    branchName = trustedBranchName(config.branch_prefix, mr, shared);
+  }
+
+  let branch: Observed["branch"] = { sha: state.branchSha ?? null, fresh: false };
+  if (full || hints.branch) {
+    branch = { sha: (await port.getBranch(mr.projectId, branchName))?.sha ?? null, fresh: true };
+  }
+
+  return {
+    ...base,
+    committerBranch,
+    ...(note ? { note: { id: note.id, body: note.body } } : {}),
+    state,
+    ...(firstTime !== undefined ? { firstTime } : {}),
+    branchName,
+    branch,
+    ...(hints.branch?.pusher ? { pusher: hints.branch.pusher } : {}),
+  };
+}
+
+export interface PipelineWants {
+  /** Read everything (sweep, cold cache). */
+  full: boolean;
+  /** A fresh status is needed whatever the record says (`/retest` decides from it). */
+  fresh: boolean;
+  /**
+   * Pipelines that events said changed, with the status they reported; without `id` the event named the MR, not
+   * the pipeline (the receiver maps a pipeline carrying `TRUSTED_MR_IID` straight to its MR).
+   */
+  hinted: ReadonlyArray<{ id?: number; status: string }>;
+}
+
+/**
+ * Reads the trusted pipeline's facts when decide will need them and the record cannot be trusted for them:
+ * called before every decide round, it reads nothing once the facts are there. Returns the completed observation.
+ */
+export async function observePipelines(port: GitLabPort, o: Observed, wants: PipelineWants): Promise<Observed> {
+  const sha = o.branch.sha;
+  if (o.mr.state !== "opened" || sha === null || sha !== o.mr.sha) return o;
+  // A current grant, or a branch made by hand at the head (about to be adopted).
+  if (o.state.grant?.sha !== sha && !o.branch.fresh) return o;
+  const recorded = o.state.pipeline?.sha === sha ? o.state.pipeline : undefined;
+  const news = wants.hinted.filter(
+    (h) => (h.id !== undefined && h.id !== recorded?.id) || mirroredStatus(h.status) !== recorded?.status,
+  );
+  let next = o;
+
+  if (next.pipelines === undefined && !next.trustedPipeline) {
+    const unknownPipeline = news.some((h) => h.id !== undefined && h.id !== recorded?.id);
+    if (!recorded || wants.full || o.branch.fresh || unknownPipeline) {
+      next = { ...next, pipelines: await port.listPipelines(o.mr.projectId, { ref: o.branchName, sha }) };
+    }
+  }
+  if (next.trustedPipeline) return next;
+
+  const listed = next.pipelines ? chooseTrustedPipeline(next.pipelines, recorded?.id) : undefined;
+  const id = listed?.id ?? recorded?.id;
+  if (id === undefined) return next;
+  const changed =
+    listed !== undefined && (listed.id !== recorded?.id || mirroredStatus(listed.status) !== recorded.status);
+  const hintedHere = news.some((h) => h.id === undefined || h.id === id);
+  // A pipeline still running per the record may have finished unnoticed, unless an event just said it has not.
+  const nothingNew = wants.hinted.length > 0 && news.length === 0;
+  const mayHaveMoved = recorded?.id === id && isActive(recorded.status) && !nothingNew;
+  if (!(wants.full || wants.fresh || hintedHere || changed || mayHaveMoved)) {
+    return listed ? { ...next, trustedPipeline: { pipeline: listed } } : next;
+  }
+
+  const jobs = await port.getPipelineJobs(o.mr.projectId, id);
+  const embedded = jobs.find((j) => j.pipeline?.id === id)?.pipeline?.status;
+  let pipeline =
+    listed ??
+    (recorded
+      ? {
+          id,
+          projectId: o.mr.projectId,
+          ref: o.branchName,
+          sha,
+          status: recorded.status as PipelineStatus,
+          source: "api",
+          webUrl: recorded.url,
+        }
+      : undefined);
+  if (embedded && pipeline) pipeline = { ...pipeline, status: embedded };
+  else if (!embedded) pipeline = (await port.getPipeline(o.mr.projectId, id)) ?? pipeline;
+  if (!pipeline) return next;
+
+  const statusChanged =
+    pipeline.id !== recorded?.id || mirroredStatus(pipeline.status) !== recorded.status || !recorded.tests;
+  const tests =
+    pipeline.status === "failed" && statusChanged
+      ? ((await port.getTestReportSummary(o.mr.projectId, id)) ?? null)
+      : undefined;
+  return {
+    ...next,
+    trustedPipeline: {
+      pipeline,
+      ...(isFinished(pipeline.status) ? { jobs } : {}),
+      ...(tests !== undefined ? { tests } : {}),
+    },
+  };
+}

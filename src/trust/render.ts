@@ -1,0 +1,127 @@
+/**
+ * The sticky comment: what a contributor sees about their MR's trust. It is the reliable place for fork MRs (the MR
+ * widget shows the fork's own pipeline), and the only place a contributor who cannot open protected pipeline logs
+ * learns which jobs failed. Pure: the same state and MR always render the same body, so an unchanged note is never
+ * rewritten.
+ */
+import type { Config } from "../config/config.js";
+import type { MergeRequest } from "../gitlab/port.js";
+import type { Observed } from "./model.js";
+import { encodeState, type StickyState } from "./state.js";
+
+export type RenderConfig = Pick<Config["trust"], "welcome_first_time_contributors">;
+
+export function shortSha(sha: string): string {
+  return sha.slice(0, 8);
+}
+
+/** `@name` for a username; descriptions such as "a committer" (a hand-made branch, pusher unknown) as they are. */
+export function mention(who: string): string {
+  return /^[\w.-]+$/.test(who) ? `@${who}` : who;
+}
+
+/** `2024-05-01 12:34 UTC`. */
+export function formatTime(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return `${d.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+}
+
+export function helpText(): string {
+  return [
+    "Commands for committers (one per comment, on a line of its own):",
+    "",
+    "- `/trust` (or `/ok-to-test`): run the trusted pipeline for the current head commit. `/trust <sha>` names the commit you reviewed; the bot refuses if the head is a different one.",
+    "- `/untrust`: remove the trusted branch and cancel its pipelines.",
+    "- `/retest`: retry the failed jobs of the trusted pipeline (or start a new one).",
+    "- `/help`: this list.",
+  ].join("\n");
+}
+
+export function renderNote(state: StickyState, o: Pick<Observed, "mr">, config: RenderConfig): string {
+  const { mr } = o;
+  const lines: string[] = [encodeState(state), "#### Trusted pipeline", ""];
+  const isFork = mr.sourceProjectId !== mr.projectId;
+  const from = isFork ? "a fork" : `\`${mr.sourceBranch}\`, a branch that is not protected`;
+  const head = mr.sha;
+
+  if (state.closed) {
+    const deleted = state.closed.deletedBranch
+      ? ` The trusted branch \`${state.closed.deletedBranch}\` was deleted.`
+      : "";
+    lines.push(
+      `This merge request was ${state.closed.state} on ${formatTime(state.closed.at)}.${deleted}${state.closed.state === "closed" ? " Reopening it starts over: a committer reviews and comments `/trust`." : ""}`,
+    );
+    appendPipeline(lines, state);
+    return lines.join("\n");
+  }
+
+  if (state.firstTime && config.welcome_first_time_contributors) {
+    lines.push(`Welcome, @${mr.author.username}, and thank you for your first contribution here!`, "");
+  }
+
+  const grant = state.grant;
+  const trusted = grant && state.branchSha === grant.sha ? grant : undefined;
+  if (trusted && trusted.sha === head) {
+    const how = trusted.manual ? " (trusted branch pushed by hand)" : "";
+    const link = trusted.noteUrl ? ` ([comment](${trusted.noteUrl}))` : "";
+    lines.push(
+      `**Trusted.** Commit \`${shortSha(trusted.sha)}\` was trusted by ${mention(trusted.by)} on ${formatTime(trusted.at)}${link}${how}. Its trusted pipeline runs on the protected branch \`${state.branch}\`.`,
+    );
+    if (state.pipelineError?.sha === head) {
+      lines.push("", `GitLab did not start the trusted pipeline: ${state.pipelineError.message}`);
+    }
+    appendPipeline(lines, state);
+  } else if (trusted) {
+    const compare = compareUrl(mr, trusted.sha, head);
+    lines.push(
+      `**Trust is stale.** New commits arrived after \`${shortSha(trusted.sha)}\` was trusted by ${mention(trusted.by)}; the head is now \`${shortSha(head)}\`. A committer must review [the changes since the trusted commit](${compare}) and comment \`/trust\` again. Nothing runs until then.`,
+    );
+    appendPipeline(lines, state, `Last trusted pipeline (for \`${shortSha(trusted.sha)}\`)`);
+  } else {
+    lines.push(
+      `**Waiting for a committer.** This merge request comes from ${from}, so its own pipelines run without protected variables and runners. A committer reviews the changes and comments \`/trust\` to run the trusted pipeline for exactly the reviewed commit (now \`${shortSha(head)}\`).`,
+    );
+    if (state.mismatch) {
+      lines.push(
+        "",
+        `The trusted branch \`${state.branch}\` points at \`${shortSha(state.mismatch.sha)}\`, not at the head of this merge request, so nothing was started.`,
+      );
+    }
+    if (state.revoked) {
+      lines.push(
+        "",
+        `Trust${state.revoked.sha ? ` in \`${shortSha(state.revoked.sha)}\`` : ""} was revoked by ${mention(state.revoked.by)} on ${formatTime(state.revoked.at)} (${state.revoked.reason}).`,
+      );
+    }
+  }
+  lines.push("", "<details><summary>Commands</summary>", "", helpText(), "", "</details>");
+  return lines.join("\n");
+}
+
+function appendPipeline(lines: string[], state: StickyState, title = "Pipeline"): void {
+  const p = state.pipeline;
+  if (!p) return;
+  lines.push("", `${title}: [#${p.id}](${p.url}) **${p.status}**.`);
+  if (p.failedJobs && p.failedJobs.length > 0) {
+    lines.push("", `Failed jobs: ${p.failedJobs.map((j) => `[${j.name}](${j.url})`).join(", ")}.`);
+  }
+  const t = p.tests;
+  if (t) {
+    lines.push(
+      "",
+      `Tests: ${t.total} total, ${t.success} passed, ${t.failed} failed, ${t.error} errors, ${t.skipped} skipped.`,
+    );
+    const failing = t.suites.filter((s) => s.failed + s.error > 0);
+    if (failing.length > 0) {
+      lines.push(
+        `Failing suites: ${failing.map((s) => `${s.name} (${s.failed + s.error} of ${s.total})`).join(", ")}.`,
+      );
+    }
+  }
+}
+
+/** The compare view in the target project, from the trusted commit to the head (re-review covers only that). */
+export function compareUrl(mr: Pick<MergeRequest, "webUrl">, from: string, to: string): string {
+  return `${mr.webUrl.replace(/\/-\/merge_requests\/\d+\/?$/, "")}/-/compare/${from}...${to}`;
+}

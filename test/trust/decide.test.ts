@@ -1,0 +1,596 @@
+/**
+ * decide() as a table: one situation per row, the actions it must (and must not) ask for. Then the same decide
+ * driven round after round against an in-memory port, to show the rounds converge and a replay changes nothing.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { MergeRequest, Pipeline, PipelineJob } from "../../src/gitlab/port.js";
+import { ACK_EMOJI, type DecideConfig, decide, trustedBranchName } from "../../src/trust/decide.js";
+import type { Action, CommandTrigger, Observed } from "../../src/trust/model.js";
+import { decodeState, type StickyState } from "../../src/trust/state.js";
+
+const HEAD = "aaaaaaaa11111111111111111111111111111111";
+const OLD = "bbbbbbbb22222222222222222222222222222222";
+const OTHER = "cccccccc33333333333333333333333333333333";
+const NOW = "2025-01-02T03:04:05.000Z";
+
+const config: DecideConfig = {
+  branch_prefix: "trusted-",
+  status_name: "trusted-pipeline",
+  cancel_stale_pipelines: true,
+  committer_branch_label: "no-detached-pipeline",
+  welcome_first_time_contributors: true,
+};
+
+function mr(over: Partial<MergeRequest> = {}): MergeRequest {
+  return {
+    projectId: 1,
+    iid: 7,
+    state: "opened",
+    sha: HEAD,
+    sourceProjectId: 1,
+    sourceBranch: "feature",
+    targetBranch: "main",
+    author: { id: 5, username: "carol" },
+    labels: [],
+    draft: false,
+    title: "Add feature",
+    webUrl: "http://gitlab.test/org/app/-/merge_requests/7",
+    mergedAt: null,
+    closedAt: null,
+    updatedAt: NOW,
+    ...over,
+  };
+}
+
+function observed(over: Partial<Observed> = {}, state: Partial<StickyState> = {}): Observed {
+  return {
+    now: NOW,
+    bot: { id: 99, username: "trusted-bot" },
+    mr: mr(),
+    committerBranch: false,
+    note: { id: 50, body: "old body" },
+    state: { v: 1, branch: "trusted-feature", ...state },
+    branchName: "trusted-feature",
+    branch: { sha: state.branchSha ?? null, fresh: false },
+    ...over,
+  };
+}
+
+function pipeline(over: Partial<Pipeline> = {}): Pipeline {
+  return {
+    id: 300,
+    projectId: 1,
+    ref: "trusted-feature",
+    sha: HEAD,
+    status: "running",
+    source: "api",
+    webUrl: "http://gitlab.test/org/app/-/pipelines/300",
+    ...over,
+  };
+}
+
+function command(over: Partial<CommandTrigger> = {}): CommandTrigger {
+  return {
+    kind: "command",
+    command: "trust",
+    noteId: 900,
+    noteUrl: "http://gitlab.test/org/app/-/merge_requests/7#note_900",
+    author: { id: 40, username: "maya" },
+    seenSha: HEAD,
+    authorization: { committer: true, reason: "@maya has the Maintainer role in this project" },
+    ...over,
+  };
+}
+
+const GRANT = { sha: HEAD, by: "maya", at: NOW };
+const TRUSTED: Partial<StickyState> = { grant: GRANT, branchSha: HEAD };
+
+const types = (actions: Action[]) => actions.map((a) => a.type).filter((t) => t !== "record");
+const recorded = (actions: Action[]): StickyState => {
+  const r = actions.find((a) => a.type === "record");
+  assert.ok(r && r.type === "record", "decide always records the state");
+  return r.state;
+};
+const find = <T extends Action["type"]>(actions: Action[], type: T) =>
+  actions.find((a): a is Extract<Action, { type: T }> => a.type === type);
+const replyOf = (actions: Action[]) => find(actions, "reply")?.body ?? "";
+const noteOf = (actions: Action[]) => find(actions, "ensureNote")?.body ?? "";
+
+interface Row {
+  name: string;
+  o: Observed;
+  trigger?: CommandTrigger;
+  config?: Partial<DecideConfig>;
+  /** Non-record action types, in order. */
+  expect: string[];
+  check?: (actions: Action[]) => void;
+}
+
+const rows: Row[] = [
+  {
+    name: "new contributor MR: awaiting status, sticky note with a welcome",
+    o: observed({ note: undefined, state: { v: 1 }, firstTime: true }),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => {
+      const s = find(a, "ensureStatus");
+      assert.equal(s?.status.state, "pending");
+      assert.equal(s?.status.ref, "feature");
+      assert.match(s?.status.description ?? "", /Waiting for a committer/);
+      assert.match(noteOf(a), /Welcome, @carol/);
+      assert.match(noteOf(a), /Waiting for a committer/);
+      assert.equal(recorded(a).branch, "trusted-feature");
+      assert.equal(recorded(a).firstTime, true);
+      assert.deepEqual(decodeState(noteOf(a)), recorded(a));
+    },
+  },
+  {
+    name: "fork MR: the status goes on the MR ref in the target project",
+    o: observed({ mr: mr({ sourceProjectId: 2 }), note: undefined, state: { v: 1 } }),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => {
+      assert.equal(find(a, "ensureStatus")?.status.ref, "refs/merge-requests/7/head");
+      assert.match(noteOf(a), /from a fork/);
+    },
+  },
+  {
+    name: "nothing changed: no writes at all",
+    o: (() => {
+      const first = decide(observed({ note: undefined, state: { v: 1 } }), config);
+      const state = recorded(first);
+      return observed({ note: { id: 50, body: noteOf(first) }, state });
+    })(),
+    expect: [],
+  },
+  {
+    name: "committer branch: label, nothing else",
+    o: observed({ committerBranch: true, note: undefined, state: { v: 1 } }),
+    expect: ["addLabels"],
+    check: (a) => assert.deepEqual(find(a, "addLabels")?.labels, ["no-detached-pipeline"]),
+  },
+  {
+    name: "committer branch already labelled: nothing",
+    o: observed({ committerBranch: true, mr: mr({ labels: ["no-detached-pipeline"] }) }),
+    expect: [],
+  },
+  {
+    name: "committer branch: a command gets a reply and no trust flow",
+    o: observed({ committerBranch: true, mr: mr({ labels: ["no-detached-pipeline"] }) }),
+    trigger: command(),
+    expect: ["reply"],
+    check: (a) => assert.match(replyOf(a), /protected branch of this project/),
+  },
+  {
+    name: "/trust by a committer: pin the branch first (its result decides the pipeline)",
+    o: observed(),
+    trigger: command(),
+    expect: ["ensureBranch", "award", "audit"],
+    check: (a) => {
+      assert.deepEqual(find(a, "ensureBranch"), { type: "ensureBranch", name: "trusted-feature", sha: HEAD });
+      assert.equal(find(a, "award")?.name, ACK_EMOJI);
+      assert.equal(find(a, "audit")?.entry.event, "grant");
+      const s = recorded(a);
+      assert.deepEqual(s.grant, { sha: HEAD, by: "maya", at: NOW, noteUrl: command().noteUrl });
+      assert.deepEqual(s.handled, [900]);
+    },
+  },
+  {
+    name: "grant recorded, branch freshly created: create the pipeline with the trusted variables",
+    o: observed({ branch: { sha: HEAD, fresh: true }, pipelines: [] }, TRUSTED),
+    expect: ["createPipeline"],
+    check: (a) => {
+      const c = find(a, "createPipeline");
+      assert.equal(c?.ref, "trusted-feature");
+      assert.deepEqual(c?.variables, [
+        { key: "TRUSTED_MR_IID", value: "7" },
+        { key: "TRUSTED_SOURCE_SHA", value: HEAD },
+        { key: "TRUSTED_SOURCE_PROJECT_ID", value: "1" },
+        { key: "TRUSTED_SOURCE_BRANCH", value: "feature" },
+        { key: "TRUSTED_GRANTED_BY", value: "maya" },
+      ]);
+    },
+  },
+  {
+    name: "pipeline created: mirror it as running, note shows who trusted what",
+    o: observed(
+      { pipelines: [pipeline({ status: "created" })], trustedPipeline: { pipeline: pipeline({ status: "created" }) } },
+      TRUSTED,
+    ),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => {
+      const s = find(a, "ensureStatus");
+      assert.equal(s?.status.state, "running");
+      assert.equal(s?.status.targetUrl, pipeline().webUrl);
+      assert.match(noteOf(a), /\*\*Trusted\.\*\* Commit `aaaaaaaa` was trusted by @maya on 2025-01-02 03:04 UTC/);
+      assert.match(
+        noteOf(a),
+        /\[#300\]\(http:\/\/gitlab\.test\/org\/app\/-\/pipelines\/300\) \*\*running\*\*/,
+        "unfinished is mirrored as running",
+      );
+      assert.equal(recorded(a).pipeline?.id, 300);
+    },
+  },
+  {
+    name: "a pipeline is recorded for the head: no second one",
+    o: observed(
+      {},
+      {
+        ...TRUSTED,
+        pipeline: { id: 300, sha: HEAD, status: "success", url: "u" },
+        status: { sha: HEAD, state: "success", description: "" },
+      },
+    ),
+    expect: ["ensureNote"],
+  },
+  {
+    name: "/trust by a non-committer: one reply with the reason, nothing else",
+    o: observed(),
+    trigger: command({
+      author: { id: 41, username: "dev" },
+      authorization: {
+        committer: false,
+        reason: "@dev has the Developer role here; only committers (Maintainer or higher) can use this command",
+      },
+    }),
+    expect: ["ensureStatus", "ensureNote", "reply"],
+    check: (a) => {
+      assert.match(replyOf(a), /^@dev has the Developer role here; only committers/);
+      assert.equal(recorded(a).grant, undefined);
+    },
+  },
+  {
+    name: "/trust raced by a push: refuse and name the SHA to review",
+    o: observed(),
+    trigger: command({ seenSha: OLD }),
+    expect: ["ensureStatus", "ensureNote", "reply"],
+    check: (a) => {
+      assert.match(replyOf(a), /moved to `aaaaaaaa` after you commented \(you saw `bbbbbbbb`\)/);
+      assert.match(replyOf(a), new RegExp(`/-/compare/${OLD}\\.\\.\\.${HEAD}`));
+      assert.equal(recorded(a).grant, undefined);
+    },
+  },
+  {
+    name: "/trust <wrong sha>: refuse",
+    o: observed(),
+    trigger: command({ sha: "bbbbbbb" }),
+    expect: ["ensureStatus", "ensureNote", "reply"],
+    check: (a) => assert.match(replyOf(a), /you named `bbbbbbb`, but the head of this merge request is `aaaaaaaa`/),
+  },
+  {
+    name: "/trust <right sha> wins over an older seen SHA",
+    o: observed(),
+    trigger: command({ sha: "aaaaaaaa1111", seenSha: OLD }),
+    expect: ["ensureBranch", "award", "audit"],
+  },
+  {
+    name: "/trust when already trusted at the head: acknowledge only",
+    o: observed({}, { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "running", url: "u" } }),
+    trigger: command({ noteId: 901 }),
+    expect: ["ensureStatus", "ensureNote", "award"],
+  },
+  {
+    name: "a command already carried out is not redone",
+    o: observed({}, { handled: [900] }),
+    trigger: command(),
+    expect: ["ensureStatus", "ensureNote"],
+  },
+  {
+    name: "/trust after new commits moves the branch and cancels the old running pipeline",
+    o: observed(
+      {},
+      { grant: { ...GRANT, sha: OLD }, branchSha: OLD, pipeline: { id: 299, sha: OLD, status: "running", url: "u" } },
+    ),
+    trigger: command(),
+    expect: ["cancelPipeline", "ensureBranch", "award", "audit"],
+    check: (a) => {
+      assert.equal(find(a, "cancelPipeline")?.pipelineId, 299);
+      assert.equal(find(a, "ensureBranch")?.lastSeen, OLD, "a move needs no read of the branch first");
+      assert.equal(recorded(a).pipeline, undefined);
+    },
+  },
+  {
+    name: "/untrust: cancel, delete the branch, record the revoke",
+    o: observed({}, { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "running", url: "u" } }),
+    trigger: command({ command: "untrust" }),
+    expect: ["cancelPipeline", "deleteBranch", "award", "audit"],
+    check: (a) => {
+      const s = recorded(a);
+      assert.equal(s.grant, undefined);
+      assert.equal(s.branchSha, undefined);
+      assert.deepEqual(s.revoked, { by: "maya", at: NOW, sha: HEAD, reason: "/untrust" });
+      assert.equal(find(a, "audit")?.entry.event, "revoke");
+    },
+  },
+  {
+    name: "/untrust with nothing trusted: say so",
+    o: observed(),
+    trigger: command({ command: "untrust" }),
+    expect: ["ensureStatus", "ensureNote", "reply"],
+    check: (a) => assert.match(replyOf(a), /Nothing is trusted/),
+  },
+  {
+    name: "/retest after a failure retries the failed jobs",
+    o: observed({ trustedPipeline: { pipeline: pipeline({ status: "failed" }) } }, TRUSTED),
+    trigger: command({ command: "retest" }),
+    expect: ["retryPipeline", "award", "audit"],
+    check: (a) => assert.equal(find(a, "audit")?.entry.event, "retest"),
+  },
+  {
+    name: "/retest after a success starts a new pipeline",
+    o: observed({ trustedPipeline: { pipeline: pipeline({ status: "success" }) } }, TRUSTED),
+    trigger: command({ command: "retest" }),
+    expect: ["createPipeline", "award", "audit"],
+  },
+  {
+    name: "/retest while running: say so",
+    o: observed({ trustedPipeline: { pipeline: pipeline({ status: "running" }) } }, TRUSTED),
+    trigger: command({ command: "retest" }),
+    expect: ["ensureStatus", "ensureNote", "reply"],
+    check: (a) => assert.match(replyOf(a), /#300 is still running/),
+  },
+  {
+    name: "/retest with stale trust: refuse",
+    o: observed({}, { grant: { ...GRANT, sha: OLD }, branchSha: OLD, staleHead: HEAD }),
+    trigger: command({ command: "retest" }),
+    expect: ["ensureStatus", "ensureNote", "reply"],
+    check: (a) => assert.match(replyOf(a), /Trust is stale/),
+  },
+  {
+    name: "/retest with nothing trusted: refuse",
+    o: observed(),
+    trigger: command({ command: "retest" }),
+    expect: ["ensureStatus", "ensureNote", "reply"],
+  },
+  {
+    name: "/help: the command list",
+    o: observed(),
+    trigger: command({ command: "help", authorization: undefined }),
+    expect: ["ensureStatus", "ensureNote", "reply", "award"],
+    check: (a) => assert.match(replyOf(a), /`\/untrust`/),
+  },
+  {
+    name: "new commits after trust: cancel the running pipeline, audit stale",
+    o: observed(
+      { mr: mr({ sha: HEAD }) },
+      { grant: { ...GRANT, sha: OLD }, branchSha: OLD, pipeline: { id: 299, sha: OLD, status: "running", url: "u" } },
+    ),
+    expect: ["cancelPipeline", "audit"],
+    check: (a) => {
+      assert.equal(recorded(a).staleHead, HEAD);
+      assert.equal(find(a, "audit")?.entry.event, "stale");
+    },
+  },
+  {
+    name: "stale announced: pending status, compare link from the trusted commit",
+    o: observed(
+      {},
+      {
+        grant: { ...GRANT, sha: OLD },
+        branchSha: OLD,
+        staleHead: HEAD,
+        pipeline: { id: 299, sha: OLD, status: "canceled", url: "u" },
+      },
+    ),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => {
+      assert.equal(find(a, "ensureStatus")?.status.state, "pending");
+      assert.match(find(a, "ensureStatus")?.status.description ?? "", /New commits since trusted bbbbbbbb/);
+      assert.match(noteOf(a), /Trust is stale/);
+      assert.match(noteOf(a), new RegExp(`/-/compare/${OLD}\\.\\.\\.${HEAD}`));
+    },
+  },
+  {
+    name: "stale without cancelling (cancel_stale_pipelines: false)",
+    o: observed(
+      {},
+      { grant: { ...GRANT, sha: OLD }, branchSha: OLD, pipeline: { id: 299, sha: OLD, status: "running", url: "u" } },
+    ),
+    config: { cancel_stale_pipelines: false },
+    expect: ["ensureStatus", "ensureNote", "audit"],
+  },
+  {
+    name: "failed pipeline: failed status, failing jobs and test summary in the note",
+    o: observed(
+      {
+        trustedPipeline: {
+          pipeline: pipeline({ status: "failed" }),
+          jobs: [job("build", "success"), job("rspec", "failed"), job("lint", "failed", true)],
+          tests: {
+            total: 10,
+            success: 8,
+            failed: 2,
+            skipped: 0,
+            error: 0,
+            suites: [{ name: "rspec", total: 10, failed: 2, error: 0 }],
+          },
+        },
+      },
+      {
+        ...TRUSTED,
+        pipeline: { id: 300, sha: HEAD, status: "running", url: "u" },
+        status: { sha: HEAD, state: "running", description: "" },
+      },
+    ),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => {
+      const s = find(a, "ensureStatus");
+      assert.equal(s?.status.state, "failed");
+      assert.match(s?.status.description ?? "", /1 failed job \(rspec\)/);
+      assert.match(noteOf(a), /Failed jobs: \[rspec\]\(http:\/\/gitlab\.test\/org\/app\/-\/jobs\/rspec\)\./);
+      assert.doesNotMatch(noteOf(a), /\[lint\]/);
+      assert.match(noteOf(a), /Tests: 10 total, 8 passed, 2 failed/);
+      assert.match(noteOf(a), /Failing suites: rspec \(2 of 10\)/);
+    },
+  },
+  {
+    name: "a second pipeline GitLab started from the branch push is cancelled",
+    o: observed(
+      {
+        pipelines: [pipeline({ id: 301, source: "push", status: "pending" }), pipeline()],
+        trustedPipeline: { pipeline: pipeline() },
+      },
+      { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "running", url: "u" } },
+    ),
+    expect: ["cancelPipeline"],
+    check: (a) => assert.equal(find(a, "cancelPipeline")?.pipelineId, 301),
+  },
+  {
+    name: "manual flow: a trusted branch pushed by hand at the head is adopted",
+    o: observed({ branch: { sha: HEAD, fresh: true }, pusher: "maya", pipelines: [] }),
+    expect: ["createPipeline", "audit"],
+    check: (a) => {
+      assert.deepEqual(recorded(a).grant, { sha: HEAD, by: "maya", at: NOW, manual: true });
+      assert.match(find(a, "audit")?.entry.reason ?? "", /by hand/);
+    },
+  },
+  {
+    name: "manual flow, pusher unknown: the grant names no one in particular",
+    o: observed({
+      branch: { sha: HEAD, fresh: true },
+      trustedPipeline: { pipeline: pipeline() },
+      pipelines: [pipeline()],
+    }),
+    expect: ["ensureStatus", "ensureNote", "audit"],
+    check: (a) => {
+      assert.match(noteOf(a), /was trusted by a committer on .* \(trusted branch pushed by hand\)/);
+      assert.match(find(a, "ensureStatus")?.status.description ?? "", /trusted by a committer\)$/);
+    },
+  },
+  {
+    name: "manual flow: a trusted branch pushed by hand elsewhere is reported, nothing runs",
+    o: observed({ branch: { sha: OTHER, fresh: true }, pusher: "maya" }),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => {
+      assert.deepEqual(recorded(a).mismatch, { sha: OTHER });
+      assert.match(noteOf(a), /points at `cccccccc`, not at the head/);
+    },
+  },
+  {
+    name: "trusted branch deleted by hand: the grant is revoked",
+    o: observed({ branch: { sha: null, fresh: true }, pusher: "maya" }, TRUSTED),
+    expect: ["ensureStatus", "ensureNote", "audit"],
+    check: (a) => {
+      assert.equal(recorded(a).grant, undefined);
+      assert.match(noteOf(a), /revoked by @maya .*the trusted branch was deleted/);
+    },
+  },
+  {
+    name: "merged: delete the trusted branch, say so, audit the cleanup",
+    o: observed(
+      { mr: mr({ state: "merged", mergedAt: NOW }) },
+      { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "success", url: "u" } },
+    ),
+    expect: ["deleteBranch", "ensureNote", "audit"],
+    check: (a) => {
+      assert.equal(find(a, "deleteBranch")?.name, "trusted-feature");
+      assert.equal(find(a, "audit")?.entry.event, "cleanup");
+      const s = recorded(a);
+      assert.equal(s.grant, undefined);
+      assert.equal(s.branch, undefined);
+      assert.match(noteOf(a), /was merged on .* The trusted branch `trusted-feature` was deleted/);
+    },
+  },
+  {
+    name: "closed with a running pipeline: cancel it first",
+    o: observed(
+      { mr: mr({ state: "closed", closedAt: NOW }) },
+      { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "running", url: "u" } },
+    ),
+    expect: ["cancelPipeline", "deleteBranch", "audit"],
+  },
+  {
+    name: "merged and already cleaned up: nothing",
+    o: (() => {
+      const o = observed({ mr: mr({ state: "merged", mergedAt: NOW }) }, TRUSTED);
+      const a = decide(o, config);
+      return { ...o, state: recorded(a), note: { id: 50, body: noteOf(a) }, branch: { sha: null, fresh: true } };
+    })(),
+    expect: [],
+  },
+  {
+    name: "closed MR that never had a note: nothing",
+    o: observed({ mr: mr({ state: "closed" }), note: undefined, state: { v: 1 } }),
+    expect: [],
+  },
+  {
+    name: "a command on a merged MR: one reply, no side effects",
+    o: observed({ mr: mr({ state: "merged" }) }, { closed: { state: "merged", at: NOW } }),
+    trigger: command(),
+    expect: ["ensureNote", "reply"],
+    check: (a) => assert.match(replyOf(a), /merged; commands apply to open merge requests/),
+  },
+  {
+    name: "reopened: back to waiting for a committer",
+    o: observed(
+      {},
+      {
+        closed: { state: "closed", at: NOW, deletedBranch: "trusted-feature" },
+        status: { sha: HEAD, state: "success", description: "" },
+      },
+    ),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => {
+      assert.equal(recorded(a).closed, undefined);
+      assert.equal(find(a, "ensureStatus")?.status.state, "pending");
+    },
+  },
+  {
+    name: "GitLab refused the pipeline: failed status saying why, no retry loop",
+    o: observed(
+      { branch: { sha: HEAD, fresh: true }, pipelines: [], pipelineError: "Pipeline filtered out by workflow rules." },
+      TRUSTED,
+    ),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => {
+      assert.equal(find(a, "ensureStatus")?.status.state, "failed");
+      assert.match(noteOf(a), /did not start the trusted pipeline: Pipeline filtered out/);
+    },
+  },
+  {
+    name: "locked MR (being merged): nothing",
+    o: observed({ mr: mr({ state: "locked" }) }, TRUSTED),
+    expect: [],
+  },
+];
+
+function job(name: string, status: PipelineJob["status"], allowFailure = false): PipelineJob {
+  return {
+    id: name.length,
+    name,
+    stage: "test",
+    status,
+    allowFailure,
+    webUrl: `http://gitlab.test/org/app/-/jobs/${name}`,
+  };
+}
+
+describe("decide", () => {
+  for (const row of rows) {
+    it(row.name, () => {
+      const actions = decide(row.o, { ...config, ...row.config }, row.trigger);
+      assert.deepEqual(types(actions), row.expect);
+      row.check?.(actions);
+    });
+  }
+
+  it("the status description fits GitLab's 255 characters", () => {
+    const long = "x".repeat(400);
+    const a = decide(
+      observed(
+        { mr: mr({ sourceBranch: long }), branchName: `trusted-${long}` },
+        { branch: `trusted-${long}`, mismatch: { sha: OTHER } },
+      ),
+      config,
+    );
+    assert.ok((find(a, "ensureStatus")?.status.description ?? "").length <= 255);
+  });
+});
+
+describe("trustedBranchName", () => {
+  it("is the prefix and the source branch when no other open MR shares it", () => {
+    assert.equal(trustedBranchName("trusted-", { sourceBranch: "feat/x", iid: 3 }, false), "trusted-feat/x");
+  });
+  it("adds -mr<iid> when another open MR has the same source branch name", () => {
+    assert.equal(trustedBranchName("trusted-", { sourceBranch: "main", iid: 12 }, true), "trusted-main-mr12");
+  });
+});

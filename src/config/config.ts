@@ -189,8 +189,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
       if (!Number.isInteger(parsed)) throw new ConfigError(`${o.env}: expected an integer, got "${value}"`);
     }
     const [section, key] = o.path;
-    const sectionObj = (merged[section] ??= {}) as Record<string, unknown>;
-    sectionObj[key] = parsed;
+    merged[section] ??= {};
+    (merged[section] as Record<string, unknown>)[key] = parsed;
   }
   const result = configSchema.safeParse(merged);
   if (!result.success) {

@@ -55,6 +55,22 @@ describe("authentication and projects", () => {
       "404 Not found",
     );
   });
+  test("projects are listed by membership and minimum access level, inherited membership included", async (t) => {
+    const { sim } = await seedWorld();
+    t.after(() => sim.stop());
+    const corp = sim.addGroup({ path: "corp" });
+    const lib = sim.addProject({ path: "corp/lib", namespaceGroupId: corp.id });
+    const tool = sim.addProject({ path: "corp/tool", namespaceGroupId: corp.id });
+    const ann = sim.addUser({ username: "ann" });
+    sim.addMember({ groupId: corp.id }, ann.id, AccessLevel.Developer);
+    sim.addMember({ projectId: tool.id }, ann.id, AccessLevel.Maintainer);
+    const api = client(sim, ann);
+    const names = (list: Array<{ path_with_namespace: string }>) => list.map((p) => p.path_with_namespace).sort();
+    assert.deepEqual(names(await api.Projects.all({ membership: true })), ["corp/lib", "corp/tool"]);
+    assert.deepEqual(names(await api.Projects.all({ minAccessLevel: 40 })), ["corp/tool"]);
+    assert.ok(names(await api.Projects.all()).length > 2, "without membership every visible project is listed");
+    void lib;
+  });
 });
 
 describe("protected branches (Gitlab::UserAccess, Checks::BranchCheck)", () => {

@@ -57,7 +57,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     const fork = sim.fork(project.id, { ownerId: carl.id, path: "carl/rocket" });
     diagnostics = () =>
       [
-        ...sim.deliveryLog.slice(-8).map((d) => `  webhook ${d.event} -> ${d.status} (${d.idempotencyKey})`),
+        ...sim.deliveryLog.slice(-30).map((d) => `  webhook ${d.event} -> ${d.status} (${d.idempotencyKey})`),
         ...sim.pipelines(project.id).map((p) => `  pipeline #${p.id} ${p.ref} ${short(p.sha)} ${p.status} ${p.source}`),
         ...sim.pipelines(project.id).flatMap((p) =>
           sim.statuses(project.id, p.sha).map((st) => `  status ${st.name} ${st.ref} ${st.status} -> pipeline #${st.pipelineId}`),

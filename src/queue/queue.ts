@@ -1,0 +1,117 @@
+/**
+ * The one BullMQ queue between receiver and worker, and how each kind of job is added to it.
+ *
+ * Coalescing (STYLE.md 3, "level-triggered"): a reconcile job only says "look at this MR", so a burst of MR events
+ * needs one run, not one per event. BullMQ's deduplication (https://docs.bullmq.io/guide/jobs/deduplication) with
+ * `keepLastIfActive` (`DeduplicationOptions` in bullmq's types) gives exactly that without ever dropping
+ * an event that arrives mid-run; verified in bullmq 6.7's Lua (`includes/deduplicateJob.lua`,
+ * `storeDeduplicatedNextJob.lua`, `requeueDeduplicatedJob.lua`):
+ * - while the MR's reconcile job waits or is delayed (also when it was moved back to delayed for a retry or
+ *   because the MR lock was taken), a new one is folded into it: the pending job reads GitLab afresh when it
+ *   runs (if it then fails for good, the periodic sweep is what looks at the MR again);
+ * - while it is active, the new one is stored aside (`dn:<id>`, latest wins) and added when the active one
+ *   completes or fails for good, so a change made during a run always gets a run after it.
+ * A plain custom jobId would instead silently drop a job whose id still exists (active, or kept after completion).
+ *
+ * Commands are not coalesced: each note is its own job, with a jobId derived from the note so a re-delivered note
+ * is not queued twice while its job is kept.
+ */
+import { type JobsOptions, Queue } from "bullmq";
+import type { Config } from "../config/config.js";
+import type { Redis } from "../redis.js";
+import { type JobData, type MrKey, mrKeyString, type ReconcileJob } from "./jobs.js";
+
+export const QUEUE_NAME = "trusted-mr-bot";
+
+/** Job name = `JobData["kind"]`. */
+export type BotQueue = Queue<JobData, void, JobData["kind"]>;
+
+/** Name of the custom backoff strategy the worker registers (`settings.backoffStrategy`). */
+export const BACKOFF_TYPE = "trusted-mr-bot";
+
+/** Job scheduler id of the periodic sweep; one scheduler however many processes upsert it. */
+export const SWEEP_SCHEDULER_ID = "sweep";
+
+/**
+ * Completed jobs are kept a day (up to 10 000) so a command's jobId stays taken and a re-delivered note cannot
+ * queue it again; the delivery key covers longer. BullMQ trims the completed set with the options of whichever
+ * job completes, so these must be the same for every kind.
+ */
+const KEEP_COMPLETED = { age: 24 * 3600, count: 10_000 };
+/** Failed jobs are kept a week for inspection (`hint` in the log says what to fix). */
+const KEEP_FAILED = { age: 7 * 24 * 3600, count: 10_000 };
+
+export function createQueue(connection: Redis, config: Pick<Config, "redis">): BotQueue {
+  return new Queue<JobData, void, JobData["kind"]>(QUEUE_NAME, { connection, prefix: config.redis.prefix });
+}
+
+/** Name, data and options for adding `data`: where coalescing and jobIds are decided. */
+export function jobSpec(
+  data: JobData,
+  config: Pick<Config, "worker">,
+): { name: JobData["kind"]; data: JobData; opts: JobsOptions } {
+  const opts: JobsOptions = {
+    attempts: config.worker.attempts,
+    backoff: { type: BACKOFF_TYPE },
+    removeOnComplete: KEEP_COMPLETED,
+    removeOnFail: KEEP_FAILED,
+  };
+  switch (data.kind) {
+    case "reconcile":
+      opts.deduplication = { id: reconcileDeduplicationId(data), keepLastIfActive: true };
+      break;
+    case "command":
+      // BullMQ refuses ':' in custom ids.
+      opts.jobId = `command-${data.projectId}-${data.noteId}-${data.action}`;
+      break;
+    default:
+      break;
+  }
+  return { name: data.kind, data, opts };
+}
+
+function reconcileDeduplicationId(mr: MrKey): string {
+  return `reconcile-${mrKeyString(mr)}`;
+}
+
+export async function enqueueJobs(queue: BotQueue, config: Pick<Config, "worker">, jobs: JobData[]): Promise<void> {
+  await Promise.all(
+    jobs.map((job) => {
+      const spec = jobSpec(job, config);
+      return queue.add(spec.name, spec.data, spec.opts);
+    }),
+  );
+}
+
+export function reconcileJob(mr: MrKey, reason: string): ReconcileJob {
+  return { kind: "reconcile", projectId: mr.projectId, mrIid: mr.mrIid, reason };
+}
+
+/** Upserts (or removes, when the interval is 0) the periodic sweep; safe to call from every process. */
+export async function scheduleSweep(queue: BotQueue, config: Pick<Config, "sweep" | "worker">): Promise<void> {
+  const every = config.sweep.interval_seconds * 1000;
+  if (every === 0) {
+    await queue.removeJobScheduler(SWEEP_SCHEDULER_ID);
+    return;
+  }
+  const { opts } = jobSpec({ kind: "sweep", reason: "periodic" }, config);
+  await queue.upsertJobScheduler(
+    SWEEP_SCHEDULER_ID,
+    { every },
+    {
+      name: "sweep",
+      data: { kind: "sweep", reason: "periodic" },
+      opts: {
+        attempts: opts.attempts,
+        backoff: opts.backoff,
+        removeOnComplete: KEEP_COMPLETED,
+        removeOnFail: KEEP_FAILED,
+      },
+    },
+  );
+}
+
+/** Jobs per state, for the queue-depth gauge. */
+export async function queueDepth(queue: BotQueue): Promise<Record<string, number>> {
+  return queue.getJobCounts("waiting", "prioritized", "delayed", "active", "failed");
+}

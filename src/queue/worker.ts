@@ -1,0 +1,163 @@
+/**
+ * The BullMQ worker: takes jobs, holds the MR lock around MR jobs, calls the workflow, and turns failures into
+ * retry decisions (src/errors.ts):
+ * - `PermanentError` or `ConfigError` → BullMQ `UnrecoverableError`: failed at once, the hint logged (retrying
+ *   cannot fix a 403 or a wrong setting);
+ * - `RateLimitedError` → retried after exactly the wait GitLab named (see backoff.ts);
+ * - anything else → transient, retried with exponential backoff and jitter until `worker.attempts`.
+ * Several worker processes may run against one Redis; the MR lock keeps them off each other's MRs.
+ */
+import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
+import type { Config } from "../config/config.js";
+import { ConfigError, PermanentError, RateLimitedError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
+import type { Redis } from "../redis.js";
+import { retryDelayMs } from "./backoff.js";
+import { isMrJob, type JobContext, type JobData, type MrKey, type WorkflowHandlers } from "./jobs.js";
+import type { MrLocks } from "./mr-lock.js";
+import { QUEUE_NAME } from "./queue.js";
+
+/** First wait before retrying a job whose MR is locked; doubles per deferral up to {@link LOCK_RETRY_MAX_MS}. */
+const LOCK_RETRY_BASE_MS = 100;
+const LOCK_RETRY_MAX_MS = 1000;
+
+export interface BotWorkerOptions {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  /** A `durable` connection (BullMQ blocks on a duplicate of it). */
+  connection: Redis;
+  handlers: WorkflowHandlers;
+  locks: MrLocks;
+  /** Used by fan-out jobs (push, pipeline, sweep) through `JobContext.enqueueReconcile`. */
+  enqueueReconcile(mr: MrKey, reason: string): Promise<void>;
+}
+
+export interface BotWorker {
+  readonly worker: Worker<JobData, void, JobData["kind"]>;
+  /**
+   * Stop taking jobs and wait up to `timeoutMs` for the active ones. Resolves with the ids of jobs still running
+   * at the deadline: BullMQ's stalled-job check hands them to another worker once their lock expires.
+   */
+  close(timeoutMs: number): Promise<{ abandoned: string[] }>;
+}
+
+export function createBotWorker(options: BotWorkerOptions): BotWorker {
+  const { config, logger, metrics, handlers, locks } = options;
+  const active = new Set<string>();
+
+  const processor = async (job: Job<JobData, void, JobData["kind"]>, token?: string): Promise<void> => {
+    const data = job.data;
+    const log = logger.child(jobLogFields(job));
+    const ctx: JobContext = { log, enqueueReconcile: options.enqueueReconcile };
+    const lock = isMrJob(data) ? await locks.tryAcquire(data) : undefined;
+    if (isMrJob(data) && !lock) {
+      // Not an attempt: `moveToDelayed` keeps `attemptsMade` (bullmq Job#moveToDelayed passes skipAttempt), and
+      // DelayedError tells the worker the job was moved on purpose (https://docs.bullmq.io/patterns/process-step-jobs).
+      const deferrals = Math.max(0, job.attemptsStarted - job.attemptsMade - 1);
+      const ceiling = Math.min(LOCK_RETRY_MAX_MS, LOCK_RETRY_BASE_MS * 2 ** Math.min(deferrals, 10));
+      await job.moveToDelayed(Date.now() + Math.ceil(ceiling * (0.5 + Math.random() / 2)), token);
+      metrics.jobs.inc({ kind: data.kind, outcome: "deferred" });
+      log.debug("MR is locked by another job; deferred");
+      throw new DelayedError();
+    }
+    const started = performance.now();
+    active.add(job.id ?? "");
+    try {
+      await dispatch(handlers, data, ctx);
+    } catch (error) {
+      throw classifyFailure(error, job, log, metrics);
+    } finally {
+      active.delete(job.id ?? "");
+      await lock?.release();
+    }
+    metrics.jobs.inc({ kind: data.kind, outcome: "completed" });
+    log.info({ durationMs: Math.round(performance.now() - started) }, `${data.kind} job completed`);
+  };
+
+  const worker = new Worker<JobData, void, JobData["kind"]>(QUEUE_NAME, processor, {
+    connection: options.connection,
+    prefix: config.redis.prefix,
+    concurrency: config.worker.concurrency,
+    // Job options name the strategy (queue.ts BACKOFF_TYPE); BullMQ passes the thrown error.
+    settings: { backoffStrategy: (attemptsMade, _type, error) => retryDelayMs(attemptsMade, error, config.worker) },
+  });
+  worker.on("error", (error) => logger.error({ err: errorSummary(error) }, "worker error"));
+
+  return {
+    worker,
+    async close(timeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<"deadline">((resolve) => {
+        timer = setTimeout(() => resolve("deadline"), timeoutMs);
+      });
+      const result = await Promise.race([worker.close(), deadline]);
+      clearTimeout(timer);
+      return { abandoned: result === "deadline" ? [...active] : [] };
+    },
+  };
+}
+
+function dispatch(handlers: WorkflowHandlers, data: JobData, ctx: JobContext): Promise<void> {
+  switch (data.kind) {
+    case "reconcile":
+      return handlers.reconcile(data, ctx);
+    case "command":
+      return handlers.command(data, ctx);
+    case "push":
+      return handlers.push(data, ctx);
+    case "pipeline":
+      return handlers.pipeline(data, ctx);
+    case "sweep":
+      return handlers.sweep(data, ctx);
+  }
+}
+
+/** Count, log and convert a handler failure into what BullMQ should do with the job. */
+function classifyFailure(error: unknown, job: Job<JobData>, log: Logger, metrics: Metrics): Error {
+  const kind = job.data.kind;
+  if (error instanceof PermanentError || error instanceof ConfigError) {
+    // A configuration error names the key to fix in its message; retrying cannot change the configuration.
+    const hint = error instanceof PermanentError ? error.hint : error.message;
+    metrics.jobs.inc({ kind, outcome: "failed" });
+    log.error({ err: errorSummary(error), hint }, `${kind} job failed permanently: ${error.message}`);
+    return new UnrecoverableError(`${error.message}${hint && hint !== error.message ? `; to fix: ${hint}` : ""}`);
+  }
+  const willRetry = job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+  const err = error instanceof Error ? error : new Error(String(error));
+  if (!willRetry) {
+    metrics.jobs.inc({ kind, outcome: "failed" });
+    log.error({ err: errorSummary(err) }, `${kind} job failed after ${job.attemptsMade + 1} attempts: ${err.message}`);
+  } else if (err instanceof RateLimitedError) {
+    metrics.jobs.inc({ kind, outcome: "rate_limited" });
+    log.warn({ err: errorSummary(err), retryAfterMs: err.retryAfterMs }, `${kind} job rate limited; waiting`);
+  } else {
+    metrics.jobs.inc({ kind, outcome: "retried" });
+    log.warn({ err: errorSummary(err) }, `${kind} job failed; will retry: ${err.message}`);
+  }
+  return err;
+}
+
+/** Log fields of a job: event id, project and MR when it has them. */
+function jobLogFields(job: Job<JobData>): Record<string, unknown> {
+  const data = job.data;
+  const fields: Record<string, unknown> = { jobId: job.id, kind: data.kind, attempt: job.attemptsMade + 1 };
+  if ("eventId" in data && data.eventId) fields["eventId"] = data.eventId;
+  if ("projectId" in data) fields["projectId"] = data.projectId;
+  if ("mrIid" in data) fields["mrIid"] = data.mrIid;
+  return fields;
+}
+
+/**
+ * What is logged of an error: name, message, stack and the chain of causes, nothing else. Errors from the HTTP
+ * client carry the request (with the `PRIVATE-TOKEN` header) as an enumerable property; a generic serializer would
+ * walk into it.
+ */
+export function errorSummary(error: unknown, depth = 0): Record<string, unknown> {
+  if (!(error instanceof Error)) return { message: String(error) };
+  const summary: Record<string, unknown> = { type: error.name, message: error.message };
+  if (error.stack) summary["stack"] = error.stack;
+  if (error.cause instanceof Error && depth < 3) summary["cause"] = errorSummary(error.cause, depth + 1);
+  return summary;
+}

@@ -1,0 +1,210 @@
+/**
+ * Turns one GitLab webhook into work for the worker, or into a reason for ignoring it. Pure: no I/O, no clock.
+ *
+ * Payloads are parsed with zod schemas that name only the fields the bot reads, so fields GitLab adds later pass
+ * through unnoticed (STYLE.md 9). Field meanings: FACTS.md "Payloads" and
+ * https://docs.gitlab.com/user/project/integrations/webhook_events/.
+ */
+import { z } from "zod";
+import type { CommandJob, PipelineJob, PushJob, ReconcileJob } from "../queue/jobs.js";
+
+/** A job an event can start (a sweep is only ever scheduled). */
+export type EventJob = ReconcileJob | CommandJob | PushJob | PipelineJob;
+
+/** Work for the worker, or why there is none (answered with a 2xx: GitLab disables hooks that keep failing). */
+export type RouteResult = { jobs: EventJob[] } | { ignored: string };
+
+/** The part of the configuration routing depends on. */
+export interface RouteConfig {
+  trust: { branch_prefix: string };
+}
+
+/** The `X-Gitlab-Event` values the bot acts on. */
+export const USED_EVENTS = ["Merge Request Hook", "Note Hook", "Push Hook", "Pipeline Hook"] as const;
+
+/** A pipeline variable the bot sets when it creates a trusted pipeline, so the pipeline hook names its MR. */
+export const MR_IID_VARIABLE = "TRUSTED_MR_IID";
+
+export function routeEvent(eventHeader: string | undefined, payload: unknown, config: RouteConfig): RouteResult {
+  switch (eventHeader) {
+    case "Merge Request Hook":
+      return routeMergeRequest(payload);
+    case "Note Hook":
+      return routeNote(payload);
+    case "Push Hook":
+      return routePush(payload);
+    case "Pipeline Hook":
+      return routePipeline(payload, config);
+    case undefined:
+      return { ignored: "no X-Gitlab-Event header" };
+    default:
+      return { ignored: `event ${eventHeader} is not used` };
+  }
+}
+
+/**
+ * True when some line starts, after optional blanks, with `/` and a letter. Deliberately loose: the worker's
+ * command parser decides what the command is and answers on the MR; here it only decides whether the note is
+ * worth a job. A note without such a line cannot be a command, and most notes are conversation.
+ */
+export function mayCarryCommand(note: string): boolean {
+  return /^[^\S\r\n]*\/[A-Za-z]/m.test(note);
+}
+
+const id = z.number().int();
+const iid = z.number().int().positive();
+
+const mergeRequestHook = z.object({
+  project: z.object({ id }).optional(),
+  object_attributes: z.object({
+    iid,
+    // The hook fires on the target project, also for a fork MR (FACTS.md); older payloads may lack the field.
+    target_project_id: id.optional(),
+    action: z.string().optional(),
+  }),
+});
+
+function routeMergeRequest(payload: unknown): RouteResult {
+  const parsed = mergeRequestHook.safeParse(payload);
+  if (!parsed.success) return mismatch("Merge Request Hook", parsed.error);
+  const { object_attributes: mr, project } = parsed.data;
+  const projectId = mr.target_project_id ?? project?.id;
+  if (projectId === undefined) return { ignored: "Merge Request Hook names no target project" };
+  const job: ReconcileJob = {
+    kind: "reconcile",
+    projectId,
+    mrIid: mr.iid,
+    reason: `Merge Request Hook:${mr.action ?? "unknown"}`,
+  };
+  return { jobs: [job] };
+}
+
+const noteKind = z.object({
+  object_attributes: z.object({ noteable_type: z.string(), note: z.string() }),
+});
+
+const mrNoteHook = z.object({
+  project_id: id.optional(),
+  user: z.object({ id, username: z.string() }),
+  object_attributes: z.object({
+    id,
+    system: z.boolean().nullish(),
+    // `action` arrived in GitLab 16.11; without it the note was just created.
+    action: z.string().optional(),
+    url: z.string().optional(),
+  }),
+  merge_request: z.object({
+    iid,
+    target_project_id: id.optional(),
+    state: z.string().optional(),
+    last_commit: z.object({ id: z.string() }).nullish(),
+  }),
+});
+
+function routeNote(payload: unknown): RouteResult {
+  const kind = noteKind.safeParse(payload);
+  if (!kind.success) return mismatch("Note Hook", kind.error);
+  const { noteable_type: noteableType, note } = kind.data.object_attributes;
+  if (noteableType !== "MergeRequest") return { ignored: `note on ${noteableType}, not on a merge request` };
+  if (!mayCarryCommand(note)) return { ignored: "note carries no command" };
+  const parsed = mrNoteHook.safeParse(payload);
+  if (!parsed.success) return mismatch("Note Hook", parsed.error);
+  const { object_attributes: attrs, merge_request: mr, user, project_id: hookProjectId } = parsed.data;
+  const action = attrs.action ?? "create";
+  if (action !== "create" && action !== "update") return { ignored: `note action ${action} is not used` };
+  const projectId = mr.target_project_id ?? hookProjectId;
+  if (projectId === undefined) return { ignored: "Note Hook names no target project" };
+  // Edited and system notes still become jobs: the worker refuses them and says why in the log.
+  const job: CommandJob = {
+    kind: "command",
+    projectId,
+    mrIid: mr.iid,
+    noteId: attrs.id,
+    body: note,
+    action,
+    system: attrs.system ?? false,
+    author: { id: user.id, username: user.username },
+  };
+  if (attrs.url !== undefined) job.noteUrl = attrs.url;
+  if (mr.last_commit) job.seenSha = mr.last_commit.id;
+  if (mr.state !== undefined) job.mrState = mr.state;
+  return { jobs: [job] };
+}
+
+const pushHook = z.object({
+  ref: z.string(),
+  before: z.string(),
+  after: z.string(),
+  project_id: id,
+  user_id: id.nullish(),
+});
+
+const BRANCH_REF = "refs/heads/";
+
+function routePush(payload: unknown): RouteResult {
+  const parsed = pushHook.safeParse(payload);
+  if (!parsed.success) return mismatch("Push Hook", parsed.error);
+  const push = parsed.data;
+  if (!push.ref.startsWith(BRANCH_REF)) return { ignored: `push to ${push.ref}, not to a branch` };
+  const job: PushJob = {
+    kind: "push",
+    projectId: push.project_id,
+    branch: push.ref.slice(BRANCH_REF.length),
+    before: push.before,
+    after: push.after,
+  };
+  if (push.user_id != null) job.userId = push.user_id;
+  return { jobs: [job] };
+}
+
+const pipelineHook = z.object({
+  project: z.object({ id }),
+  object_attributes: z.object({
+    id,
+    ref: z.string(),
+    tag: z.boolean().nullish(),
+    sha: z.string(),
+    status: z.string(),
+    variables: z.array(z.object({ key: z.string(), value: z.string().nullish() })).nullish(),
+  }),
+  merge_request: z.object({ iid, target_project_id: id.optional() }).nullish(),
+});
+
+function routePipeline(payload: unknown, config: RouteConfig): RouteResult {
+  const parsed = pipelineHook.safeParse(payload);
+  if (!parsed.success) return mismatch("Pipeline Hook", parsed.error);
+  const { project, object_attributes: pipeline, merge_request: mr } = parsed.data;
+  const reason = `Pipeline Hook:${pipeline.status}`;
+  const variable = pipeline.variables?.find((v) => v.key === MR_IID_VARIABLE)?.value;
+  if (variable && /^[1-9]\d*$/.test(variable)) {
+    const job: ReconcileJob = { kind: "reconcile", projectId: project.id, mrIid: Number(variable), reason };
+    return { jobs: [job] };
+  }
+  if (!pipeline.tag && pipeline.ref.startsWith(config.trust.branch_prefix)) {
+    const job: PipelineJob = {
+      kind: "pipeline",
+      projectId: project.id,
+      pipelineId: pipeline.id,
+      ref: pipeline.ref,
+      sha: pipeline.sha,
+      status: pipeline.status,
+    };
+    return { jobs: [job] };
+  }
+  if (mr) {
+    const job: ReconcileJob = {
+      kind: "reconcile",
+      projectId: mr.target_project_id ?? project.id,
+      mrIid: mr.iid,
+      reason,
+    };
+    return { jobs: [job] };
+  }
+  return { ignored: "pipeline on a branch the bot does not manage" };
+}
+
+function mismatch(event: string, error: z.ZodError): RouteResult {
+  const issue = error.issues[0];
+  const where = issue?.path.length ? issue.path.join(".") : "payload";
+  return { ignored: `${event} payload not understood: ${where}: ${issue?.message ?? "invalid"}` };
+}

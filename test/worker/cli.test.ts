@@ -1,0 +1,132 @@
+/**
+ * The CLI: `check-config` and argument errors in-process through `main`, and `receiver` as a real process
+ * (config file + env, a webhook over HTTP, SIGTERM → exit 0).
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { describe, it } from "node:test";
+import { stringify } from "yaml";
+import { main } from "../../src/cli.js";
+import { deletePrefix, REDIS_URL, testRedis, uniquePrefix } from "../support/redis.js";
+import { waitFor } from "../support/wait.js";
+import { commandNote, postWebhook } from "../support/webhook-client.js";
+
+const CLI = new URL("../../src/cli.ts", import.meta.url).pathname;
+
+function sink(): { stream: Writable; text(): string } {
+  let text = "";
+  return {
+    stream: new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        text += chunk.toString("utf8");
+        callback();
+      },
+    }),
+    text: () => text,
+  };
+}
+
+async function run(argv: string[], env: NodeJS.ProcessEnv) {
+  const stdout = sink();
+  const stderr = sink();
+  const code = await main(argv, { stdout: stdout.stream, stderr: stderr.stream, env });
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
+}
+
+function configFile(content: unknown): string {
+  const dir = mkdtempSync(join(tmpdir(), "tmr-cli-"));
+  const path = join(dir, "trusted-mr-bot.yml");
+  writeFileSync(path, stringify(content));
+  return path;
+}
+
+const SECRETS = { GITLAB_TOKEN: "glpat-cli-test-token", GITLAB_WEBHOOK_SECRET: "cli-test-webhook-secret" };
+
+describe("cli", () => {
+  it("check-config prints the effective config with secrets masked", async () => {
+    const path = configFile({ trust: { committer_users: ["alice"] }, worker: { concurrency: 2 } });
+    const yaml = await run(["check-config", "--config", path], { ...SECRETS, PORT: "9999" });
+    assert.equal(yaml.code, 0, yaml.stderr);
+    assert.match(yaml.stdout, /^# effective configuration: .*trusted-mr-bot\.yml \+ environment; secrets masked/);
+    assert.match(yaml.stdout, /token: "\*{8}"/);
+    assert.match(yaml.stdout, /port: 9999/);
+    assert.match(yaml.stdout, /concurrency: 2/);
+    assert.match(yaml.stdout, /- alice/);
+    const json = await run(["check-config", "-c", path, "--format", "json"], SECRETS);
+    assert.equal(json.code, 0);
+    const parsed = JSON.parse(json.stdout) as { gitlab: { token: string }; webhook: { secret: string } };
+    assert.equal(parsed.gitlab.token, "********");
+    assert.equal(parsed.webhook.secret, "********");
+    for (const out of [yaml.stdout, json.stdout]) {
+      for (const secret of Object.values(SECRETS)) assert.ok(!out.includes(secret));
+    }
+  });
+
+  it("exits 2 with the key, the source and what is expected on a configuration error", async () => {
+    const missing = await run(["check-config"], { GITLAB_TOKEN: SECRETS.GITLAB_TOKEN });
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /webhook\.secret \(\(no file\) or env GITLAB_WEBHOOK_SECRET\): required/);
+    const badPort = await run(["check-config"], { ...SECRETS, PORT: "eighty" });
+    assert.equal(badPort.code, 2);
+    assert.match(badPort.stderr, /PORT: expected an integer, got "eighty"/);
+    const path = configFile({ worker: { concurency: 2 } });
+    const typo = await run(["check-config", "--config", path], SECRETS);
+    assert.equal(typo.code, 2);
+    assert.match(typo.stderr, /worker\.concurency .*unknown key/);
+  });
+
+  it("exits 2 on an unknown command or option, 0 for --help", async () => {
+    assert.equal((await run(["bogus"], SECRETS)).code, 2);
+    const badFlag = await run(["serve", "--nope"], SECRETS);
+    assert.equal(badFlag.code, 2);
+    assert.match(badFlag.stderr, /Unknown option '--nope'/);
+    const help = await run(["--help"], {});
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Usage: trusted-mr-bot/);
+  });
+
+  it("`receiver` runs as a process, queues a webhook, and exits 0 on SIGTERM", async () => {
+    const prefix = uniquePrefix();
+    const path = configFile({ redis: { prefix }, server: { host: "127.0.0.1", port: 0 }, log: { level: "info" } });
+    const child = spawn(process.execPath, ["--import", "tsx", CLI, "receiver", "--config", path], {
+      env: { ...process.env, ...SECRETS, REDIS_URL, PORT: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const exited = once(child, "exit");
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    const redis = testRedis();
+    try {
+      const url = await waitFor(
+        "the receiver to listen",
+        () => /"msg":"HTTP server listening"/.test(stdout) && /"url":"(http:[^"]+)"/.exec(stdout)?.[1],
+        20_000,
+      );
+      const res = await postWebhook(url, commandNote("/trust"), {
+        event: "Note Hook",
+        token: SECRETS.GITLAB_WEBHOOK_SECRET,
+      });
+      assert.equal(res.status, 202, stderr);
+      child.kill("SIGTERM");
+      const [code] = await exited;
+      assert.equal(code, 0, stderr);
+      assert.match(stdout, /"msg":"service stopped"/);
+      for (const secret of Object.values(SECRETS)) assert.ok(!stdout.includes(secret), "secret in the log");
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await deletePrefix(redis, prefix);
+      await redis.quit();
+    }
+  });
+});

@@ -10,11 +10,11 @@ import type { Config } from "./config/config.js";
 import type { Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import type { JobContext, JobData, MrKey, WorkflowHandlers } from "./queue/jobs.js";
+import { createInboxStore, type InboxEntry, type InboxPump, inboxKey, readInbox, startInboxPump } from "./queue/inbox.js";
 import { createMrLocks } from "./queue/mr-lock.js";
 import { type BotQueue, createQueue, enqueueJobs, queueDepth, reconcileJob, scheduleSweep } from "./queue/queue.js";
 import { type BotWorker, createBotWorker, errorSummary } from "./queue/worker.js";
 import { createApp } from "./receiver/app.js";
-import { createRedisDeliveryStore } from "./receiver/delivery-store.js";
 import { createWebhookHandler } from "./receiver/webhook-handler.js";
 import type { WorkflowDeps } from "./trust/workflow.js";
 import { closeRedis, createRedis, describeRedis, type Redis, type RedisProfile, waitForRedis } from "./redis.js";
@@ -47,6 +47,12 @@ export interface Service {
   /** `http://host:port` of the HTTP server, when one is served. */
   receiverUrl?: string;
   queue: BotQueue;
+  /** Deliveries the receiver stored that no pump has moved into the queue yet (see `queue/inbox.ts`). */
+  inbox: {
+    read(): Promise<InboxEntry[]>;
+    /** Move everything in the inbox into the queue now. */
+    drain(): Promise<number>;
+  };
   metrics: Metrics;
   enqueue(jobs: JobData[]): Promise<void>;
   enqueueReconcile(mr: MrKey, reason: string): Promise<void>;
@@ -86,16 +92,17 @@ export async function startService(options: StartServiceOptions): Promise<Servic
     const durableRedis = roles.worker || roles.scheduler ? await connect("durable", "worker") : undefined;
     const probeRedis = fastRedis ?? durableRedis ?? (await connect("fail-fast", "probe"));
 
-    const receiverQueue = fastRedis ? createQueue(fastRedis, config) : undefined;
     const workQueue = durableRedis ? createQueue(durableRedis, config) : undefined;
-    for (const q of [receiverQueue, workQueue]) {
+    for (const q of [workQueue]) {
       if (!q) continue;
       cleanups.push(() => q.close());
       q.on("error", (error) => logger.warn({ err: errorSummary(error) }, "queue error"));
       await q.waitUntilReady();
     }
-    const queue = workQueue ?? receiverQueue ?? createQueue(probeRedis, config);
-    if (!workQueue && !receiverQueue) cleanups.push(() => queue.close());
+    // A receiver-only process still reports queue depth: a Queue object is only a client.
+    const queue = workQueue ?? createQueue(probeRedis, config);
+    if (!workQueue) cleanups.push(() => queue.close());
+    let pump: InboxPump | undefined;
 
     const enqueue = (jobs: JobData[]) => enqueueJobs(queue, config, jobs);
     const enqueueReconcile = (mr: MrKey, reason: string) => enqueue([reconcileJob(mr, reason)]);
@@ -120,6 +127,10 @@ export async function startService(options: StartServiceOptions): Promise<Servic
         enqueueReconcile,
       });
       cleanups.push(() => stopWorker(botWorker, shutdownTimeoutMs, logger));
+      // Registered after the worker, so it stops first: no new jobs from the inbox while active ones drain.
+      const running = await startInboxPump({ redis: durableRedis, queue: workQueue!, config, logger });
+      pump = running;
+      cleanups.push(() => running.stop());
     }
 
     if (roles.scheduler && workQueue) {
@@ -133,11 +144,11 @@ export async function startService(options: StartServiceOptions): Promise<Servic
     let receiverUrl: string | undefined;
     if (roles.receiver || roles.http) {
       const webhook =
-        fastRedis && receiverQueue
+        fastRedis
           ? createWebhookHandler({
               config,
               logger,
-              store: createRedisDeliveryStore({ redis: fastRedis, queue: receiverQueue, config }),
+              store: createInboxStore(fastRedis, config),
             })
           : undefined;
       const app = createApp({
@@ -149,6 +160,7 @@ export async function startService(options: StartServiceOptions): Promise<Servic
         beforeScrape: async () => {
           const depth = await queueDepth(queue);
           for (const [state, count] of Object.entries(depth)) metrics.queueDepth.set({ state }, count);
+          metrics.queueDepth.set({ state: "inbox" }, await probeRedis.xlen(inboxKey(config)));
         },
       });
       const server = app.listen(config.server.port, config.server.host);
@@ -167,6 +179,14 @@ export async function startService(options: StartServiceOptions): Promise<Servic
     return {
       receiverUrl,
       queue,
+      inbox: {
+        read: () => readInbox(probeRedis, config),
+        async drain() {
+          // A process without the worker role moves entries with a pump that has no background loop.
+          pump ??= await startInboxPump({ redis: probeRedis, queue, config, logger, run: false });
+          return pump.drain();
+        },
+      },
       metrics,
       enqueue,
       enqueueReconcile,

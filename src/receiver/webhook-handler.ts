@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import type { Config } from "../config/config.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../logger.js";
-import type { DeliveryStore } from "./delivery-store.js";
+import type { DeliveryStore } from "../queue/inbox.js";
 import { routeEvent, USED_EVENTS } from "./route-event.js";
 import { createTokenVerifier, type TokenVerifier } from "./verify-token.js";
 import {

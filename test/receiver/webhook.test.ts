@@ -45,9 +45,15 @@ async function receiver(overrides: Parameters<typeof testConfig>[1] = {}) {
   return { service, url: service.receiverUrl!, prefix, config, log };
 }
 
+/** What the receiver stored: the jobs in the inbox, which the worker's pump moves into the queue. */
 async function storedJobs(service: Service): Promise<JobData[]> {
-  const jobs = await service.queue.getJobs(["waiting", "delayed", "active", "prioritized"]);
-  return jobs.map((j) => j.data);
+  return (await service.inbox.read()).flatMap((entry) => entry.jobs);
+}
+
+/** The jobs in the BullMQ queue once the inbox has been moved there. */
+async function queuedJobs(service: Service) {
+  await service.inbox.drain();
+  return service.queue.getJobs(["waiting", "delayed", "active", "prioritized"]);
 }
 
 async function deliveryKeys(prefix: string): Promise<string[]> {
@@ -107,7 +113,8 @@ describe("receiver: queueing and dedupe", () => {
     assert.equal(res.status, 202);
     assert.deepEqual(res.body, { status: "queued", jobs: 1 });
     assert.ok(elapsed < 250, `answered in ${elapsed.toFixed(1)} ms`);
-    const jobs = await service.queue.getJobs(["waiting"]);
+    assert.equal((await storedJobs(service)).length, 1, "stored in the inbox before the answer");
+    const jobs = await queuedJobs(service);
     assert.equal(jobs.length, 1);
     assert.equal(jobs[0]?.id, "command-5-501-create");
     assert.deepEqual(jobs[0]?.data, {
@@ -140,15 +147,14 @@ describe("receiver: queueing and dedupe", () => {
       idempotencyKey: key,
     });
     assert.equal(first.status, 202);
-    // Drain the coalesced job so a second enqueue would show as a new job rather than fold into the first.
-    await service.queue.drain();
+    assert.equal((await storedJobs(service)).length, 1);
     const again = await postWebhook(url, examplePayload("merge_request"), {
       event: "Merge Request Hook",
       idempotencyKey: key,
     });
     assert.equal(again.status, 200);
     assert.deepEqual(again.body, { status: "duplicate" });
-    assert.deepEqual(await storedJobs(service), []);
+    assert.equal((await storedJobs(service)).length, 1, "the re-delivery stored nothing");
   });
 
   it("without Idempotency-Key, dedupes on a digest of event and body", async () => {
@@ -174,9 +180,11 @@ describe("receiver: queueing and dedupe", () => {
     for (const noteId of [1, 2]) {
       assert.equal((await postWebhook(url, commandNote("/trust", noteId), { event: "Note Hook" })).status, 202);
     }
-    const jobs = await storedJobs(service);
+    assert.equal((await storedJobs(service)).length, 5, "every delivery is stored");
+    const jobs = (await queuedJobs(service)).map((j) => j.data);
     assert.equal(jobs.filter((j) => j.kind === "reconcile").length, 1);
     assert.equal(jobs.filter((j) => j.kind === "command").length, 2);
+    assert.deepEqual(await storedJobs(service), [], "the inbox is empty once moved");
   });
 });
 
@@ -346,7 +354,8 @@ describe("receiver: probes, metrics and logs", () => {
     assert.match(metrics, /tmr_webhooks_total\{event="Note Hook",outcome="queued"\} 1/);
     assert.match(metrics, /tmr_webhooks_total\{event="Note Hook",outcome="unauthorized"\} 1/);
     assert.match(metrics, /tmr_webhooks_total\{event="other",outcome="ignored"\} 1/);
-    assert.match(metrics, /tmr_queue_jobs\{state="waiting"\} 1/);
+    assert.match(metrics, /tmr_queue_jobs\{state="inbox"\} 1/);
+    assert.match(metrics, /tmr_queue_jobs\{state="waiting"\} 0/);
     assert.match(metrics, /tmr_webhook_receive_seconds_count\{outcome="queued"\} 1/);
   });
 

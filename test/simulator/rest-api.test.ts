@@ -65,7 +65,7 @@ describe("authentication and projects", () => {
     sim.addMember({ groupId: corp.id }, ann.id, AccessLevel.Developer);
     sim.addMember({ projectId: tool.id }, ann.id, AccessLevel.Maintainer);
     const api = client(sim, ann);
-    const names = (list: Array<{ path_with_namespace: string }>) => list.map((p) => p.path_with_namespace).sort();
+    const names = (list: unknown[]) => list.map((p) => (p as { path_with_namespace: string }).path_with_namespace).sort();
     assert.deepEqual(names(await api.Projects.all({ membership: true })), ["corp/lib", "corp/tool"]);
     assert.deepEqual(names(await api.Projects.all({ minAccessLevel: 40 })), ["corp/tool"]);
     assert.ok(names(await api.Projects.all()).length > 2, "without membership every visible project is listed");

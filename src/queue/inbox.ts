@@ -1,0 +1,216 @@
+/**
+ * The inbox: a Redis stream between the receiver and the BullMQ queue.
+ *
+ * The receiver must answer GitLab in milliseconds and acknowledge nothing it has not stored (STYLE.md §2). Adding
+ * a BullMQ job is a large Lua script (~85 µs of Redis time each, measured with `INFO commandstats`) plus the
+ * client work around it, and a delivery also needs its dedupe key. So the receiver does one small atomic script:
+ * "if this delivery id is new, append its routed jobs to the inbox stream and remember the id". That is the point
+ * of durability: from there the **pump** in every worker process moves entries into BullMQ (where reconciles
+ * coalesce and commands keep their note-derived jobId) and only then acknowledges and deletes them.
+ *
+ * The pump reads through a consumer group, so several worker processes share the inbox and each entry goes to one
+ * of them. Moving an entry twice is harmless (a command's jobId is already taken, a reconcile folds into the
+ * pending one), so delivery is at-least-once: an entry whose pump died before acknowledging it is claimed by
+ * another pump once it has been idle for {@link CLAIM_IDLE_MS}.
+ */
+import { hostname } from "node:os";
+import type { Config } from "../config/config.js";
+import type { Logger } from "../logger.js";
+import type { Redis } from "../redis.js";
+import type { JobData } from "./jobs.js";
+import { type BotQueue, enqueueJobs } from "./queue.js";
+
+const GROUP = "pump";
+/** An entry delivered to a pump that has not acknowledged it for this long is taken over by another pump. */
+const CLAIM_IDLE_MS = 30_000;
+const BATCH = 100;
+/** How long one blocking read waits; also how quickly a stopping pump notices. */
+const BLOCK_MS = 1000;
+
+export function inboxKey(config: Pick<Config, "redis">): string {
+  return `${config.redis.prefix}:inbox`;
+}
+
+function deliveryKeyPrefix(config: Pick<Config, "redis">): string {
+  return `${config.redis.prefix}:delivery:`;
+}
+
+/**
+ * KEYS[1] delivery key, KEYS[2] inbox stream; ARGV[1] dedup TTL ms, ARGV[2] delivery id, ARGV[3] jobs JSON.
+ * XADD before SET: if Redis refused the write half-way (out of memory), a resend is stored again rather than
+ * refused as a duplicate of something that was never stored.
+ */
+const ACCEPT_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[2], 'jobs', ARGV[3])
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+return 1`;
+
+interface AcceptCommand {
+  tmrAccept(deliveryKey: string, inbox: string, ttlMs: number, deliveryId: string, jobs: string): Promise<number>;
+}
+
+/** Where a verified, routed delivery goes. */
+export interface DeliveryStore {
+  /**
+   * Store the jobs of delivery `deliveryId`, or answer "duplicate" when it was stored before. Rejects when the
+   * jobs could not be stored; the caller answers 503 and GitLab may re-send.
+   */
+  accept(deliveryId: string, jobs: JobData[]): Promise<"queued" | "duplicate">;
+}
+
+/** The receiver's side: one round trip per delivery. `redis` is a fail-fast connection. */
+export function createInboxStore(redis: Redis, config: Pick<Config, "redis" | "webhook">): DeliveryStore {
+  if (!("tmrAccept" in redis)) redis.defineCommand("tmrAccept", { numberOfKeys: 2, lua: ACCEPT_SCRIPT });
+  const client = redis as unknown as AcceptCommand;
+  const inbox = inboxKey(config);
+  const prefix = deliveryKeyPrefix(config);
+  const ttlMs = config.webhook.dedup_ttl_seconds * 1000;
+  return {
+    async accept(deliveryId, jobs) {
+      const stored = await client.tmrAccept(prefix + deliveryId, inbox, ttlMs, deliveryId, JSON.stringify(jobs));
+      return stored === 1 ? "queued" : "duplicate";
+    },
+  };
+}
+
+/** One stored delivery, as the pump sees it. */
+export interface InboxEntry {
+  /** Stream entry id. */
+  entryId: string;
+  deliveryId: string;
+  jobs: JobData[];
+}
+
+type StreamEntries = Array<[string, string[]]>;
+
+function parseEntries(raw: StreamEntries): { entries: InboxEntry[]; malformed: string[] } {
+  const entries: InboxEntry[] = [];
+  const malformed: string[] = [];
+  for (const [entryId, fields] of raw) {
+    const get = (name: string) => fields[fields.indexOf(name) + 1];
+    try {
+      const jobs = JSON.parse(get("jobs") ?? "") as JobData[];
+      if (!Array.isArray(jobs)) throw new Error("not a list");
+      entries.push({ entryId, deliveryId: get("id") ?? "", jobs });
+    } catch {
+      malformed.push(entryId);
+    }
+  }
+  return { entries, malformed };
+}
+
+/** Entries waiting in the inbox (not yet moved into the queue), oldest first. For tests and diagnostics. */
+export async function readInbox(redis: Redis, config: Pick<Config, "redis">): Promise<InboxEntry[]> {
+  return parseEntries((await redis.xrange(inboxKey(config), "-", "+")) as StreamEntries).entries;
+}
+
+export interface InboxPump {
+  /** Move every entry stored so far into the queue, then resolve (tests, `sweep`). */
+  drain(): Promise<number>;
+  /** Stop reading; an entry being moved is finished first. */
+  stop(): Promise<void>;
+}
+
+export interface InboxPumpOptions {
+  /** A durable connection; the pump makes its own duplicate for blocking reads. */
+  redis: Redis;
+  queue: BotQueue;
+  config: Pick<Config, "redis" | "worker">;
+  logger: Logger;
+  /** Start the background loop (default true); `false` gives a pump that only moves entries on `drain()`. */
+  run?: boolean;
+}
+
+export async function startInboxPump(options: InboxPumpOptions): Promise<InboxPump> {
+  const { redis, queue, config, logger } = options;
+  const stream = inboxKey(config);
+  const consumer = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  try {
+    // "0": entries stored before the first pump ever started are moved too.
+    await redis.xgroup("CREATE", stream, GROUP, "0", "MKSTREAM");
+  } catch (error) {
+    if (!/BUSYGROUP/.test(String(error))) throw error;
+  }
+
+  /** Enqueue, then acknowledge and delete. Entries whose enqueue failed stay pending and are retried. */
+  async function move(raw: StreamEntries): Promise<number> {
+    const { entries, malformed } = parseEntries(raw);
+    for (const id of malformed) logger.error({ entryId: id }, "inbox entry is not valid; dropped");
+    const done: string[] = [...malformed];
+    for (const entry of entries) {
+      await enqueueJobs(queue, config, entry.jobs);
+      done.push(entry.entryId);
+    }
+    if (done.length) await redis.multi().xack(stream, GROUP, ...done).xdel(stream, ...done).exec();
+    return entries.length;
+  }
+
+  async function readOnce(reader: Redis, id: ">" | "0", blockMs?: number): Promise<StreamEntries> {
+    const args: Array<string | number> = ["GROUP", GROUP, consumer, "COUNT", BATCH];
+    if (blockMs !== undefined) args.push("BLOCK", blockMs);
+    const result = (await reader.call("XREADGROUP", ...args, "STREAMS", stream, id)) as unknown[] | null;
+    if (!result) return [];
+    // RESP3 (ioredis 6's default) answers a map, flattened to [stream, entries]; RESP2 a list of [stream, entries].
+    const entries = typeof result[0] === "string" ? result[1] : (result[0] as unknown[] | undefined)?.[1];
+    return (entries as StreamEntries | undefined) ?? [];
+  }
+
+  /** Entries another pump took but never acknowledged (it crashed): take them over. */
+  async function claimAbandoned(): Promise<StreamEntries> {
+    const result = (await redis.call("XAUTOCLAIM", stream, GROUP, consumer, CLAIM_IDLE_MS, "0-0", "COUNT", BATCH)) as [
+      string,
+      StreamEntries,
+    ];
+    return (result[1] ?? []).filter((e) => e !== null && Array.isArray(e[1]));
+  }
+
+  async function drain(): Promise<number> {
+    let moved = 0;
+    moved += await move(await readOnce(redis, "0"));
+    for (let batch = await readOnce(redis, ">"); batch.length; batch = await readOnce(redis, ">")) {
+      moved += await move(batch);
+    }
+    return moved;
+  }
+
+  let running = options.run ?? true;
+  const blocking = running ? redis.duplicate() : undefined;
+  const loop = (async () => {
+    if (!blocking) return;
+    let lastClaim = 0;
+    let failures = 0;
+    while (running) {
+      try {
+        if (Date.now() - lastClaim > CLAIM_IDLE_MS / 2) {
+          lastClaim = Date.now();
+          await move(await claimAbandoned());
+          // This pump's own pending entries (an enqueue that failed before) come back with id "0".
+          await move(await readOnce(redis, "0"));
+        }
+        const batch = await readOnce(blocking, ">", BLOCK_MS);
+        if (batch.length) await move(batch);
+        failures = 0;
+      } catch (error) {
+        if (!running) break;
+        failures += 1;
+        lastClaim = 0;
+        logger.warn({ err: { message: (error as Error).message }, failures }, "inbox pump: moving entries failed");
+        await new Promise((r) => setTimeout(r, Math.min(200 * 2 ** failures, 5000)));
+      }
+    }
+  })();
+
+  return {
+    drain,
+    async stop() {
+      running = false;
+      // Interrupts a blocking read at once; the loop then ends.
+      blocking?.disconnect();
+      await loop;
+      // Forget this consumer only if it holds nothing unacknowledged: DELCONSUMER drops its pending entries.
+      const pending = (await redis.xpending(stream, GROUP, "-", "+", 1, consumer).catch(() => [1])) as unknown[];
+      if (pending.length === 0) await redis.xgroup("DELCONSUMER", stream, GROUP, consumer).catch(() => undefined);
+    },
+  };
+}

@@ -24,7 +24,7 @@ const GROUP = "pump";
 /** An entry delivered to a pump that has not acknowledged it for this long is taken over by another pump. */
 const CLAIM_IDLE_MS = 30_000;
 const BATCH = 100;
-/** How long one blocking read waits; also how quickly a stopping pump notices. */
+/** How long one blocking read waits; also how often abandoned entries are looked for when idle. */
 const BLOCK_MS = 1000;
 
 export function inboxKey(config: Pick<Config, "redis">): string {
@@ -120,12 +120,15 @@ export interface InboxPumpOptions {
   logger: Logger;
   /** Start the background loop (default true); `false` gives a pump that only moves entries on `drain()`. */
   run?: boolean;
+  /** Take over another pump's unacknowledged entries after this long (default {@link CLAIM_IDLE_MS}). */
+  claimIdleMs?: number;
 }
 
 export async function startInboxPump(options: InboxPumpOptions): Promise<InboxPump> {
   const { redis, queue, config, logger } = options;
   const stream = inboxKey(config);
   const consumer = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const claimIdleMs = options.claimIdleMs ?? CLAIM_IDLE_MS;
   try {
     // "0": entries stored before the first pump ever started are moved too.
     await redis.xgroup("CREATE", stream, GROUP, "0", "MKSTREAM");
@@ -158,7 +161,7 @@ export async function startInboxPump(options: InboxPumpOptions): Promise<InboxPu
 
   /** Entries another pump took but never acknowledged (it crashed): take them over. */
   async function claimAbandoned(): Promise<StreamEntries> {
-    const result = (await redis.call("XAUTOCLAIM", stream, GROUP, consumer, CLAIM_IDLE_MS, "0-0", "COUNT", BATCH)) as [
+    const result = (await redis.call("XAUTOCLAIM", stream, GROUP, consumer, claimIdleMs, "0-0", "COUNT", BATCH)) as [
       string,
       StreamEntries,
     ];
@@ -182,7 +185,7 @@ export async function startInboxPump(options: InboxPumpOptions): Promise<InboxPu
     let failures = 0;
     while (running) {
       try {
-        if (Date.now() - lastClaim > CLAIM_IDLE_MS / 2) {
+        if (Date.now() - lastClaim > claimIdleMs / 2) {
           lastClaim = Date.now();
           await move(await claimAbandoned());
           // This pump's own pending entries (an enqueue that failed before) come back with id "0".

@@ -1,0 +1,104 @@
+/**
+ * The inbox between receiver and queue, against a real Redis: stored once per delivery, moved into BullMQ by the
+ * pump, acknowledged only after the enqueue, and taken over from a pump that died holding entries.
+ */
+import assert from "node:assert/strict";
+import { after, afterEach, before, describe, it } from "node:test";
+import type { Redis } from "ioredis";
+import { createInboxStore, inboxKey, readInbox, startInboxPump } from "../../src/queue/inbox.js";
+import type { JobData } from "../../src/queue/jobs.js";
+import { type BotQueue, createQueue } from "../../src/queue/queue.js";
+import { captureLogger } from "../support/capture-logger.js";
+import { deletePrefix, testRedis, uniquePrefix } from "../support/redis.js";
+import { testConfig } from "../support/service-config.js";
+import { waitFor } from "../support/wait.js";
+
+let redis: Redis;
+const cleanups: Array<() => Promise<unknown>> = [];
+
+before(() => {
+  redis = testRedis();
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+after(async () => {
+  await redis.quit();
+});
+
+function setup() {
+  const prefix = uniquePrefix();
+  const config = testConfig(prefix);
+  const queue: BotQueue = createQueue(redis, config);
+  cleanups.push(() => deletePrefix(redis, prefix), () => queue.close());
+  return { config, queue, store: createInboxStore(redis, config), log: captureLogger() };
+}
+
+const command = (noteId: number): JobData => ({
+  kind: "command",
+  projectId: 1,
+  mrIid: 2,
+  noteId,
+  body: "/trust",
+  action: "create",
+  system: false,
+  author: { id: 3, username: "maria" },
+});
+const reconcile: JobData = { kind: "reconcile", projectId: 1, mrIid: 2, reason: "Merge Request Hook:update" };
+
+describe("inbox", () => {
+  it("stores a delivery once; a second accept of the same id is a duplicate", async () => {
+    const { config, store } = setup();
+    assert.equal(await store.accept("d1", [command(10)]), "queued");
+    assert.equal(await store.accept("d1", [command(10)]), "duplicate");
+    const entries = await readInbox(redis, config);
+    assert.equal(entries.length, 1);
+    assert.deepEqual(entries[0]?.jobs, [command(10)]);
+    assert.ok((await redis.pttl(`${config.redis.prefix}:delivery:d1`)) > 0, "the delivery id expires");
+  });
+
+  it("the running pump moves entries into the queue, coalescing reconciles, and then deletes them", async () => {
+    const { config, queue, store, log } = setup();
+    const pump = await startInboxPump({ redis, queue, config, logger: log.logger });
+    cleanups.push(() => pump.stop());
+    await store.accept("a", [reconcile]);
+    await store.accept("b", [reconcile]);
+    await store.accept("c", [command(11)]);
+    await store.accept("d", [command(12)]);
+    await waitFor("the inbox to be empty", async () => (await redis.xlen(inboxKey(config))) === 0);
+    const jobs = (await queue.getJobs(["waiting"])).map((j) => j.data);
+    assert.equal(jobs.filter((j) => j.kind === "reconcile").length, 1, "reconciles of one MR coalesce");
+    assert.deepEqual(jobs.filter((j) => j.kind === "command").map((j) => (j.kind === "command" ? j.noteId : 0)).sort(), [
+      11, 12,
+    ]);
+    const pending = (await redis.xpending(inboxKey(config), "pump")) as unknown[];
+    assert.equal(pending[0], 0, "nothing left unacknowledged");
+  });
+
+  it("entries a dead pump took but never acknowledged are moved by another pump", async () => {
+    const { config, queue, store, log } = setup();
+    await store.accept("e", [command(13)]);
+    // A pump that read the entry and died before the enqueue: the group exists, the entry is pending for it.
+    const first = await startInboxPump({ redis, queue, config, logger: log.logger, run: false });
+    await redis.call("XREADGROUP", "GROUP", "pump", "dead-consumer", "COUNT", 10, "STREAMS", inboxKey(config), ">");
+    await first.stop();
+    assert.equal((await queue.getJobs(["waiting"])).length, 0);
+
+    const pump = await startInboxPump({ redis, queue, config, logger: log.logger, claimIdleMs: 200 });
+    cleanups.push(() => pump.stop());
+    await waitFor("the abandoned entry to be queued", async () => (await queue.getJobs(["waiting"])).length === 1);
+    await waitFor("the inbox to be empty", async () => (await redis.xlen(inboxKey(config))) === 0);
+    assert.equal((await queue.getJobs(["waiting"]))[0]?.id, "command-1-13-create");
+  });
+
+  it("drops an entry that is not valid JSON with an error line, and moves the rest", async () => {
+    const { config, queue, store, log } = setup();
+    await redis.xadd(inboxKey(config), "*", "id", "bad", "jobs", "{not json");
+    await store.accept("f", [command(14)]);
+    const pump = await startInboxPump({ redis, queue, config, logger: log.logger, run: false });
+    assert.equal(await pump.drain(), 1);
+    assert.equal(await redis.xlen(inboxKey(config)), 0);
+    assert.ok(log.lines.some((l) => l["msg"] === "inbox entry is not valid; dropped"));
+    assert.equal((await queue.getJobs(["waiting"])).length, 1);
+  });
+});

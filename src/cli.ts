@@ -19,7 +19,7 @@ Commands:
   receiver       only the webhook receiver (POST /webhook, /healthz, /readyz, /metrics)
   worker         only the worker (serves /healthz, /readyz, /metrics)
   sweep          one reconcile pass over every MR with trust state, then exit
-  setup          configure a project: protected trusted branches, webhook, CI
+  setup          configure a project: protected trusted-branch rule, label, webhook
                    --project <group/project> [--webhook-url <url>] [--dry-run]
   check-config   print the effective configuration, secrets masked (--format yaml|json)
   demo           play the whole workflow against the built-in GitLab simulator (needs no config)

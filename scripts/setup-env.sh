@@ -6,7 +6,12 @@ ensure_node_modules() {
   # npm ci when node_modules is missing or older than the lockfile (a fresh clone, or a changed lockfile).
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     echo "==> npm ci" >&2
-    npm ci --no-audit --no-fund --loglevel=error >&2
+    # The lockfile can lack other platforms' optional binaries (a registry mirror without them answers 404), which
+    # `npm ci` refuses as "missing from lock file"; `npm install` then installs the same locked versions.
+    npm ci --no-audit --no-fund --loglevel=error >&2 2>/dev/null || {
+      echo "==> npm ci refused the lockfile; npm install" >&2
+      npm install --no-audit --no-fund --loglevel=error >&2
+    }
   fi
 }
 

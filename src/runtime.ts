@@ -126,11 +126,12 @@ export async function startService(options: StartServiceOptions): Promise<Servic
         locks,
         enqueueReconcile,
       });
-      cleanups.push(() => stopWorker(botWorker, shutdownTimeoutMs, logger));
-      // Registered after the worker, so it stops first: no new jobs from the inbox while active ones drain.
+      // Registered before the worker's, so it stops after it: on SIGTERM the worker stops taking jobs at once,
+      // while the pump may still move stored deliveries into the queue for the workers that remain.
       const running = await startInboxPump({ redis: durableRedis, queue: workQueue!, config, logger });
       pump = running;
       cleanups.push(() => running.stop());
+      cleanups.push(() => stopWorker(botWorker, shutdownTimeoutMs, logger));
     }
 
     if (roles.scheduler && workQueue) {

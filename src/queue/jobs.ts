@@ -20,7 +20,10 @@ export function mrKeyString(mr: MrKey): string {
 /** Converge one MR. Coalesced: at most one waiting per MR (see `queue.ts`). */
 export interface ReconcileJob extends MrKey {
   kind: "reconcile";
-  /** Why it was enqueued, for logs: "Merge Request Hook:update", "sweep", "push:trusted-x", ... */
+  /**
+   * Why it was enqueued, for logs only: "Merge Request Hook:update", "sweep", "push:trusted-x", ... Coalescing keeps
+   * the data of one job among many, so nothing may depend on it; what an event said goes into a durable hint.
+   */
   reason: string;
   eventId?: string;
 }
@@ -53,7 +56,11 @@ export interface PushJob {
   userId?: number;
 }
 
-/** A pipeline changed status on a branch that may be a trusted branch whose MR is not known from the payload. */
+/**
+ * A pipeline on a trusted branch changed status. One job per event, never coalesced: the status it reports is
+ * written as a durable hint for the MR (which survives the MR's reconciles being coalesced), then the MR's
+ * reconcile is enqueued.
+ */
 export interface PipelineJob {
   kind: "pipeline";
   eventId?: string;
@@ -62,6 +69,8 @@ export interface PipelineJob {
   ref: string;
   sha: string;
   status: string;
+  /** The MR the pipeline was created for, when the payload names it (`TRUSTED_MR_IID`); else found from `ref`. */
+  mrIid?: number;
 }
 
 /** One reconcile pass over every open MR with trust state and every trusted branch. */

@@ -64,6 +64,11 @@ export function jobSpec(
       // BullMQ refuses ':' in custom ids.
       opts.jobId = `command-${data.projectId}-${data.noteId}-${data.action}`;
       break;
+    case "pipeline":
+      // One job per delivery (not per pipeline and status: a retried pipeline reports `running`/`failed` again
+      // under the same id, and BullMQ would silently drop the second job while the first is kept).
+      if (data.eventId) opts.jobId = `pipeline-${data.eventId.replace(/:/g, "-")}`;
+      break;
     default:
       break;
   }

@@ -170,17 +170,20 @@ const pipelineHook = z.object({
   merge_request: z.object({ iid, target_project_id: id.optional() }).nullish(),
 });
 
+/**
+ * A pipeline on a trusted branch (by name, or carrying `TRUSTED_MR_IID`) is a pipeline job: one per event, so the
+ * status each event reports reaches the worker, which records it as a durable hint before it enqueues the MR's
+ * (coalesced) reconcile. Routing it straight to a reconcile lost all but one event's status when several arrived
+ * while the MR was busy. Any other pipeline of an MR only asks for a look at that MR.
+ */
 function routePipeline(payload: unknown, config: RouteConfig): RouteResult {
   const parsed = pipelineHook.safeParse(payload);
   if (!parsed.success) return mismatch("Pipeline Hook", parsed.error);
   const { project, object_attributes: pipeline, merge_request: mr } = parsed.data;
-  const reason = `Pipeline Hook:${pipeline.status}`;
   const variable = pipeline.variables?.find((v) => v.key === MR_IID_VARIABLE)?.value;
-  if (variable && /^[1-9]\d*$/.test(variable)) {
-    const job: ReconcileJob = { kind: "reconcile", projectId: project.id, mrIid: Number(variable), reason };
-    return { jobs: [job] };
-  }
-  if (!pipeline.tag && pipeline.ref.startsWith(config.trust.branch_prefix)) {
+  const mrIid =
+    variable && /^[1-9]\d*$/.test(variable) && Number.isSafeInteger(Number(variable)) ? Number(variable) : undefined;
+  if (mrIid !== undefined || (!pipeline.tag && pipeline.ref.startsWith(config.trust.branch_prefix))) {
     const job: PipelineJob = {
       kind: "pipeline",
       projectId: project.id,
@@ -189,6 +192,7 @@ function routePipeline(payload: unknown, config: RouteConfig): RouteResult {
       sha: pipeline.sha,
       status: pipeline.status,
     };
+    if (mrIid !== undefined) job.mrIid = mrIid;
     return { jobs: [job] };
   }
   if (mr) {
@@ -196,7 +200,7 @@ function routePipeline(payload: unknown, config: RouteConfig): RouteResult {
       kind: "reconcile",
       projectId: mr.target_project_id ?? project.id,
       mrIid: mr.iid,
-      reason,
+      reason: `Pipeline Hook:${pipeline.status}`,
     };
     return { jobs: [job] };
   }

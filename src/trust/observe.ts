@@ -16,8 +16,8 @@ import type { GitLabPort, PipelineStatus, User } from "../gitlab/port.js";
 import type { MrKey } from "../queue/jobs.js";
 import { chooseTrustedPipeline, type DecideConfig, trustedBranchName } from "./decide.js";
 import { isActive, isFinished, mirroredStatus, type Observed } from "./model.js";
-import { decodeState, EMPTY_STATE, STICKY_MARKER } from "./state.js";
-import type { Hints, MrCache } from "./store.js";
+import { decodeState, EMPTY_STATE, type RecordedPipeline, STICKY_MARKER } from "./state.js";
+import type { Hints, MrCache, PipelineHint } from "./store.js";
 
 export type ObserveConfig = DecideConfig;
 
@@ -103,11 +103,16 @@ export interface PipelineWants {
   full: boolean;
   /** A fresh status is needed whatever the record says (`/retest` decides from it). */
   fresh: boolean;
-  /**
-   * Pipelines that events said changed, with the status they reported; without `id` the event named the MR, not
-   * the pipeline (the receiver maps a pipeline carrying `TRUSTED_MR_IID` straight to its MR).
-   */
-  hinted: ReadonlyArray<{ id?: number; status: string }>;
+  /** Pipelines that events said changed, with the status they reported (the pipeline hints). */
+  hinted: readonly PipelineHint[];
+}
+
+/**
+ * Whether a pipeline event tells something the record does not have: another pipeline, or a status that would be
+ * mirrored differently (created, pending and running are all "running").
+ */
+export function pipelineHintIsNews(recorded: Pick<RecordedPipeline, "id" | "status"> | undefined, hint: PipelineHint) {
+  return hint.id !== recorded?.id || mirroredStatus(hint.status) !== recorded.status;
 }
 
 /**
@@ -120,13 +125,11 @@ export async function observePipelines(port: GitLabPort, o: Observed, wants: Pip
   // A current grant, or a branch made by hand at the head (about to be adopted).
   if (o.state.grant?.sha !== sha && !o.branch.fresh) return o;
   const recorded = o.state.pipeline?.sha === sha ? o.state.pipeline : undefined;
-  const news = wants.hinted.filter(
-    (h) => (h.id !== undefined && h.id !== recorded?.id) || mirroredStatus(h.status) !== recorded?.status,
-  );
+  const news = wants.hinted.filter((h) => pipelineHintIsNews(recorded, h));
   let next = o;
 
   if (next.pipelines === undefined && !next.trustedPipeline) {
-    const unknownPipeline = news.some((h) => h.id !== undefined && h.id !== recorded?.id);
+    const unknownPipeline = news.some((h) => h.id !== recorded?.id);
     if (!recorded || wants.full || o.branch.fresh || unknownPipeline) {
       next = { ...next, pipelines: await port.listPipelines(o.mr.projectId, { ref: o.branchName, sha }) };
     }
@@ -138,7 +141,7 @@ export async function observePipelines(port: GitLabPort, o: Observed, wants: Pip
   if (id === undefined) return next;
   const changed =
     listed !== undefined && (listed.id !== recorded?.id || mirroredStatus(listed.status) !== recorded.status);
-  const hintedHere = news.some((h) => h.id === undefined || h.id === id);
+  const hintedHere = news.some((h) => h.id === id);
   // A pipeline still running per the record may have finished unnoticed, unless an event just said it has not.
   const nothingNew = wants.hinted.length > 0 && news.length === 0;
   const mayHaveMoved = recorded?.id === id && isActive(recorded.status) && !nothingNew;

@@ -6,7 +6,11 @@
  *   branch. A warm cache saves re-listing the MR's notes on every event; the sweep bypasses it.
  * - Hints: what events said changed since the last reconcile of an MR (its trusted branch was pushed by hand, a
  *   pipeline on it changed, a sweep asked for a full look). Observe reads exactly those things again. A hint is
- *   cleared only after a reconcile succeeded, and only if no newer hint replaced it meanwhile.
+ *   cleared only after a pass succeeded, and only if no newer hint replaced it meanwhile. Hints are the one
+ *   place what an event said survives: reconcile jobs are coalesced, so their own data may be dropped.
+ * - Pass markers: "a job holding this MR's lock will look at the hints again before it lets go". A pipeline event
+ *   that arrives meanwhile (typically the echo of the bot's own write) leaves its hint and enqueues nothing; the
+ *   job compares it with what it recorded and runs another pass if it tells something new.
  * - Branch owners: which MR a trusted branch belongs to, so a pipeline event maps to its MR without an API call.
  * - The bot's own user, and when the sweep first saw an orphaned trusted branch.
  */
@@ -28,10 +32,30 @@ export interface Hints {
   full: boolean;
   /** The trusted branch was pushed (created, moved, deleted) by someone other than the bot. */
   branch?: { pusher?: string };
-  /** Pipelines on the trusted branch whose status changed, with the status the event reported. */
-  pipelines: Array<{ id: number; status: string }>;
-  /** Raw fields as read, for the compare-and-delete in {@link TrustStore.clearHints}. */
+  /**
+   * Pipelines on the trusted branch whose status changed, with the status the event reported: one entry per
+   * (pipeline, status), so events that arrive out of order or pile up before a reconcile all count.
+   */
+  pipelines: PipelineHint[];
+  /** Raw fields as read, for the compare-and-delete in {@link TrustStore.endPass}. */
   raw: Record<string, string>;
+}
+
+/** Whether there is any hint at all. */
+export function hasHints(hints: Hints): boolean {
+  return Object.keys(hints.raw).length > 0;
+}
+
+/** A hint as written: its field and its (unique) value. */
+export interface WrittenHint {
+  field: string;
+  value: string;
+}
+
+/** What a pipeline event said: pipeline `id` now has `status`. */
+export interface PipelineHint {
+  id: number;
+  status: string;
 }
 
 const CACHE_TTL_SECONDS = 24 * 3600;
@@ -39,15 +63,44 @@ const HINT_TTL_SECONDS = 24 * 3600;
 const OWNER_TTL_SECONDS = 30 * 24 * 3600;
 const BOT_TTL_SECONDS = 3600;
 
-/** Deletes each given hash field only if it still holds the value that was read. */
-const CLEAR_IF_UNCHANGED = `
-local removed = 0
-for i = 1, #ARGV, 2 do
+/**
+ * KEYS[1] hints, KEYS[2] pass marker; ARGV[1] the pass's token, then the field/value pairs the pass read. Deletes
+ * those still unchanged and returns the hints left; only when none are left does the marker go, in the same step,
+ * so a hint written while a pipeline job saw the marker is always in some answer.
+ */
+const END_PASS = `
+for i = 2, #ARGV, 2 do
   if redis.call("HGET", KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    removed = removed + redis.call("HDEL", KEYS[1], ARGV[i])
+    redis.call("HDEL", KEYS[1], ARGV[i])
   end
 end
-return removed`;
+local left = redis.call("HGETALL", KEYS[1])
+if #left == 0 and redis.call("GET", KEYS[2]) == ARGV[1] then
+  redis.call("DEL", KEYS[2])
+end
+return left`;
+
+/** KEYS[1] hints; ARGV[1] field, ARGV[2] value. Deletes the field if it still holds that value. */
+const WITHDRAW_HINT = `
+if redis.call("HGET", KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call("HDEL", KEYS[1], ARGV[1])
+end
+return 0`;
+
+/** KEYS[1] pass marker; ARGV[1] token, ARGV[2] ttl ms. Sets it again unless another pass's token is there. */
+const RENEW_PASS = `
+local holder = redis.call("GET", KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+end
+return 1`;
+
+/** KEYS[1] hints, KEYS[2] pass marker; ARGV[1] token. Removes the marker if still the pass's; returns the hints. */
+const ABANDON_PASS = `
+if redis.call("GET", KEYS[2]) == ARGV[1] then
+  redis.call("DEL", KEYS[2])
+end
+return redis.call("HGETALL", KEYS[1])`;
 
 export class TrustStore {
   constructor(
@@ -82,38 +135,69 @@ export class TrustStore {
     await this.hint(mr, "branch", JSON.stringify({ pusher, n: randomUUID() }));
   }
 
-  async hintPipeline(mr: MrKey, pipelineId: number, status: string): Promise<void> {
-    await this.hint(mr, `pipeline:${pipelineId}`, JSON.stringify({ status, n: randomUUID() }));
+  /** Records what a pipeline event said; returns the hint, for {@link withdrawHint}. */
+  async hintPipeline(mr: MrKey, pipelineId: number, status: string): Promise<WrittenHint> {
+    return this.hint(mr, `pipeline:${pipelineId}:${status}`, JSON.stringify({ status, n: randomUUID() }));
   }
 
-  private async hint(mr: MrKey, field: string, value: string): Promise<void> {
-    const key = this.key("hints", mr.projectId, mr.mrIid);
+  private async hint(mr: MrKey, field: string, value: string): Promise<WrittenHint> {
+    const key = this.hintsKey(mr);
     await this.redis.multi().hset(key, field, value).expire(key, HINT_TTL_SECONDS).exec();
+    return { field, value };
+  }
+
+  /**
+   * Takes back a hint that turned out to say nothing new, unless it was written again since. A pass that read it
+   * meanwhile has already seen it; one that comes later must not take a stale "nothing changed" from it.
+   */
+  async withdrawHint(mr: MrKey, hint: WrittenHint): Promise<void> {
+    await this.redis.eval(WITHDRAW_HINT, 1, this.hintsKey(mr), hint.field, hint.value);
+  }
+
+  private hintsKey(mr: MrKey): string {
+    return this.key("hints", mr.projectId, mr.mrIid);
   }
 
   async readHints(mr: MrKey): Promise<Hints> {
-    const raw = await this.redis.hgetall(this.key("hints", mr.projectId, mr.mrIid));
-    const hints: Hints = { full: raw["full"] !== undefined, pipelines: [], raw };
-    for (const [field, value] of Object.entries(raw)) {
-      try {
-        if (field === "branch") {
-          const { pusher } = JSON.parse(value) as { pusher?: string };
-          hints.branch = pusher ? { pusher } : {};
-        } else if (field.startsWith("pipeline:")) {
-          const { status } = JSON.parse(value) as { status: string };
-          hints.pipelines.push({ id: Number(field.slice("pipeline:".length)), status });
-        }
-      } catch {
-        hints.full = true;
-      }
-    }
-    return hints;
+    return parseHints(await this.redis.hgetall(this.hintsKey(mr)));
   }
 
-  async clearHints(mr: MrKey, hints: Hints): Promise<void> {
-    const args = Object.entries(hints.raw).flat();
-    if (args.length === 0) return;
-    await this.redis.eval(CLEAR_IF_UNCHANGED, 1, this.key("hints", mr.projectId, mr.mrIid), ...args);
+  /**
+   * Marks `mr` as having a reconcile pass that will look at the hints again before it ends; call before reading
+   * them. The marker expires after `ttlMs` in case the process dies: the job's retry then reads the hints anyway.
+   */
+  async beginPass(mr: MrKey, ttlMs: number): Promise<string> {
+    const token = randomUUID();
+    await this.redis.set(this.passKey(mr), token, "PX", ttlMs);
+    return token;
+  }
+
+  /** Renews the marker for the next pass of the same job, unless another job's pass has taken it meanwhile. */
+  async renewPass(mr: MrKey, ttlMs: number, token: string): Promise<void> {
+    await this.redis.eval(RENEW_PASS, 1, this.passKey(mr), token, ttlMs);
+  }
+
+  /** Whether a pass of `mr` is running, and so will look at a hint written now before it ends. */
+  async passRunning(mr: MrKey): Promise<boolean> {
+    return (await this.redis.exists(this.passKey(mr))) === 1;
+  }
+
+  /**
+   * The pass with `token` is done with the hints `read`: deletes them (if unchanged) and returns the hints written
+   * since. When none were, the marker is gone too and the pass is over.
+   */
+  async endPass(mr: MrKey, read: Hints, token: string): Promise<Hints> {
+    const args = [token, ...Object.entries(read.raw).flat()];
+    return parseHints(pairs(await this.redis.eval(END_PASS, 2, this.hintsKey(mr), this.passKey(mr), ...args)));
+  }
+
+  /** Ends the pass with `token` whatever hints are left (it failed); returns them, none cleared. */
+  async abandonPass(mr: MrKey, token: string): Promise<Hints> {
+    return parseHints(pairs(await this.redis.eval(ABANDON_PASS, 2, this.hintsKey(mr), this.passKey(mr), token)));
+  }
+
+  private passKey(mr: MrKey): string {
+    return this.key("pass", mr.projectId, mr.mrIid);
   }
 
   async branchOwner(projectId: number, branch: string): Promise<number | undefined> {
@@ -152,4 +236,33 @@ export class TrustStore {
   async forgetOrphan(projectId: number, branch: string): Promise<void> {
     await this.redis.del(this.key("orphan", projectId, branch));
   }
+}
+
+/** A flat `[field, value, ...]` reply as an object. */
+function pairs(reply: unknown): Record<string, string> {
+  const flat = reply as string[];
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string;
+  return out;
+}
+
+/** Hints from the raw hash. Pipeline fields are `pipeline:<id>:<status>`; the older `pipeline:<id>` is still read. */
+function parseHints(raw: Record<string, string>): Hints {
+  const hints: Hints = { full: raw["full"] !== undefined, pipelines: [], raw };
+  for (const [field, value] of Object.entries(raw)) {
+    try {
+      if (field === "branch") {
+        const { pusher } = JSON.parse(value) as { pusher?: string };
+        hints.branch = pusher ? { pusher } : {};
+      } else if (field.startsWith("pipeline:")) {
+        const { status } = JSON.parse(value) as { status: string };
+        const id = Number(field.split(":")[1]);
+        if (!Number.isInteger(id) || typeof status !== "string") throw new Error("malformed pipeline hint");
+        hints.pipelines.push({ id, status });
+      }
+    } catch {
+      hints.full = true;
+    }
+  }
+  return hints;
 }

@@ -8,6 +8,10 @@
  *   changed, and enqueue its reconcile. Pushes to other branches need nothing: GitLab sends an MR Hook `update`
  *   (with `oldrev`) for every open MR whose source branch moved, forks included (FACTS.md).
  * - `sweep`: see sweep.ts.
+ *
+ * Reconciles of one MR are coalesced (src/queue/queue.ts), so a reconcile's own data (`reason`) is only for logs:
+ * whatever an event said that observe must know is a durable hint in Redis (store.ts), written before the
+ * reconcile is enqueued and cleared only by a pass that succeeded after reading it.
  */
 import type { Config } from "../config/config.js";
 import { PermanentError } from "../errors.js";
@@ -30,11 +34,11 @@ import { applyActions, applyDeferred } from "./apply.js";
 import { type AuditLog, createAuditLog } from "./audit.js";
 import { authorize, type CommitterFacts, factsNeeded } from "./authorize.js";
 import { decide } from "./decide.js";
-import { type Action, DEFERRED_ACTIONS, mirroredStatus, type Observed, type Trigger } from "./model.js";
-import { observe, observePipelines, type PipelineWants } from "./observe.js";
+import { type Action, DEFERRED_ACTIONS, type Observed, type Trigger } from "./model.js";
+import { observe, observePipelines, type PipelineWants, pipelineHintIsNews } from "./observe.js";
 import { type ParsedComment, parseComment } from "./parse-command.js";
 import { decodeState } from "./state.js";
-import { TrustStore } from "./store.js";
+import { type Hints, hasHints, type MrCache, TrustStore } from "./store.js";
 import { runSweep } from "./sweep.js";
 
 /** A comment job whose body parsed as a command. */
@@ -45,6 +49,9 @@ interface ParsedCommandJob {
 
 /** Rounds of decide/apply per job; more means decide does not converge (a bug), so the job stops and says so. */
 const MAX_ROUNDS = 6;
+
+/** Passes per MR job when events keep arriving during them; then the job hands the MR over to a new reconcile. */
+const MAX_PASSES = 3;
 
 export interface WorkflowDeps {
   config: Config;
@@ -71,21 +78,70 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
   const now = deps.now ?? (() => new Date());
   const botUser = (): Promise<User> => store.botUser(() => port.currentUser());
 
-  async function converge(key: MrKey, log: Logger, reason: string, command?: ParsedCommandJob): Promise<void> {
+  /**
+   * Converges an MR: a pass (observe, decide, apply, record), then a look at the hints that arrived meanwhile.
+   * While it runs, a pass marker tells pipeline jobs that this job will see their hints (store.ts), so the echo of
+   * its own writes costs nothing; a hint that tells something the record does not have gets another pass here,
+   * still under the MR's lock.
+   */
+  async function converge(key: MrKey, ctx: JobContext, reason: string, command?: ParsedCommandJob): Promise<void> {
+    const log = ctx.log;
+    const ttl = config.worker.mr_lock_ttl_ms;
+    // Before the hints are read: a pipeline job that does not see the marker wrote its hint before this pass reads.
+    const token = await store.beginPass(key, ttl);
+    try {
+      for (let passes = 1; ; passes++) {
+        const [cache, hints] = await Promise.all([store.getMrCache(key), store.readHints(key)]);
+        const recorded = await pass(key, log, reason, cache, hints, passes === 1 ? command : undefined);
+        let late = await store.endPass(key, hints, token);
+        // The echo of this pass's own write (the pipeline it created or cancelled): the record says so already.
+        for (let echoes = 0; hasHints(late) && !tellsNews(late, recorded) && echoes < MAX_PASSES; echoes++) {
+          late = await store.endPass(key, late, token);
+        }
+        if (!hasHints(late)) return; // the marker went with the last hint
+        if (passes === MAX_PASSES) break;
+        log.debug({ hints: Object.keys(late.raw) }, "hints arrived during the pass; another pass");
+        await store.renewPass(key, ttl, token);
+      }
+    } catch (error) {
+      // This job stops looking at hints: those pipeline jobs left for it (seeing the marker) get a reconcile of
+      // their own, as they would have without the marker. The job's retry, if any, reads them too.
+      const left = await store.abandonPass(key, token).catch(() => undefined);
+      if (left && hasHints(left)) await ctx.enqueueReconcile(key, "hints left by a failed pass").catch(() => undefined);
+      throw error;
+    }
+    log.info({ passes: MAX_PASSES }, "events keep arriving during the passes; the MR is reconciled again later");
+    if (hasHints(await store.abandonPass(key, token))) await ctx.enqueueReconcile(key, "hints after the last pass");
+  }
+
+  /** Whether hints that arrived during a pass ask for another: anything but a pipeline status already recorded. */
+  function tellsNews(late: Hints, recorded: Observed["state"] | undefined): boolean {
+    if (!recorded) return false; // the MR is gone: nothing to mirror
+    return (
+      late.full || late.branch !== undefined || late.pipelines.some((h) => pipelineHintIsNews(recorded.pipeline, h))
+    );
+  }
+
+  /** Observe, decide and apply until converged; returns the state recorded, `undefined` when the MR is gone. */
+  async function pass(
+    key: MrKey,
+    log: Logger,
+    reason: string,
+    cache: MrCache | undefined,
+    hints: Hints,
+    command?: ParsedCommandJob,
+  ): Promise<Observed["state"] | undefined> {
     const bot = await botUser();
-    const [cache, hints] = await Promise.all([store.getMrCache(key), store.readHints(key)]);
     let o = await observe({ port, config: trust, bot, now: now().toISOString() }, key, cache, hints);
     if (!o) {
       log.info({ reason }, "merge request not found; nothing to do");
-      await store.clearHints(key, hints);
-      return;
+      return undefined;
     }
     const trigger = command ? await commandTrigger(command, o) : undefined;
-    const reasonStatus = /^Pipeline Hook:([a-z_]+)$/.exec(reason)?.[1];
     const wants: PipelineWants = {
       full: hints.full || !cache,
       fresh: trigger?.command === "retest",
-      hinted: [...hints.pipelines, ...(reasonStatus ? [{ status: reasonStatus }] : [])],
+      hinted: hints.pipelines,
     };
     const deferred: Action[] = [];
     for (let round = 0; ; round++) {
@@ -105,7 +161,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     }
     await applyDeferred(port, audit, o.mr, deferred);
     await remember(key, o);
-    await store.clearHints(key, hints);
+    return o.state;
   }
 
   /** The command as decide sees it, with the commenter's authorization when the command needs a committer. */
@@ -164,7 +220,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
 
   return {
     async reconcile(job: ReconcileJob, ctx: JobContext) {
-      await converge(job, ctx.log, job.reason);
+      await converge(job, ctx, job.reason);
     },
 
     async command(job: CommandJob, ctx: JobContext) {
@@ -190,7 +246,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
         await port.postNote(job.projectId, job.mrIid, parsed.text);
         return;
       }
-      if (parsed.kind === "command") await converge(job, ctx.log, `command:${job.noteId}`, { job, parsed });
+      if (parsed.kind === "command") await converge(job, ctx, `command:${job.noteId}`, { job, parsed });
     },
 
     async push(job: PushJob, ctx: JobContext) {
@@ -205,13 +261,21 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     },
 
     async pipeline(job: PipelineJob, ctx: JobContext) {
-      if (!job.ref.startsWith(trust.branch_prefix)) return;
-      for (const mr of await mrsForTrustedBranch(job.projectId, job.ref)) {
-        const cache = await store.getMrCache(mr);
-        const recorded = decodeState(cache?.noteBody ?? undefined).pipeline;
-        if (recorded?.id === job.pipelineId && recorded.status === mirroredStatus(job.status)) continue; // nothing new
-        await store.hintPipeline(mr, job.pipelineId, job.status);
-        await ctx.enqueueReconcile(mr, `pipeline:${job.pipelineId}:${job.status}`);
+      const mrs =
+        job.mrIid !== undefined
+          ? [{ projectId: job.projectId, mrIid: job.mrIid }]
+          : job.ref.startsWith(trust.branch_prefix)
+            ? await mrsForTrustedBranch(job.projectId, job.ref)
+            : [];
+      const said = { id: job.pipelineId, status: job.status };
+      for (const mr of mrs) {
+        // The hint first, whatever happens next: it is what outlives the coalescing of the MR's reconciles.
+        const hint = await store.hintPipeline(mr, said.id, said.status);
+        // A pass running now looks at the hints again before it ends (converge): the echo of its own write stops there.
+        if (await store.passRunning(mr)) continue;
+        const recorded = decodeState((await store.getMrCache(mr))?.noteBody ?? undefined).pipeline;
+        if (pipelineHintIsNews(recorded, said)) await ctx.enqueueReconcile(mr, `pipeline:${said.id}:${said.status}`);
+        else await store.withdrawHint(mr, hint);
       }
     },
 

@@ -202,7 +202,7 @@ const cases: Array<{ name: string; event: string | undefined; payload: unknown; 
     expected: { jobs: [{ kind: "reconcile", projectId: 1, mrIid: 1, reason: "Pipeline Hook:success" }] },
   },
   {
-    name: "trusted pipeline named by its TRUSTED_MR_IID variable",
+    name: "trusted pipeline named by its TRUSTED_MR_IID variable: a pipeline job (its status becomes a durable hint) for that MR",
     event: "Pipeline Hook",
     payload: edited("pipeline", (p) => {
       Object.assign(p["object_attributes"]!, {
@@ -212,7 +212,77 @@ const cases: Array<{ name: string; event: string | undefined; payload: unknown; 
       });
       p["merge_request"] = null as unknown as Record<string, unknown>;
     }),
-    expected: { jobs: [{ kind: "reconcile", projectId: 1, mrIid: 7, reason: "Pipeline Hook:running" }] },
+    expected: {
+      jobs: [
+        {
+          kind: "pipeline",
+          projectId: 1,
+          pipelineId: 31,
+          ref: "trusted-feature",
+          sha: "bcbb5ec396a2c0f828686f14fac9b80b780504f2",
+          status: "running",
+          mrIid: 7,
+        },
+      ],
+    },
+  },
+  {
+    name: "a pipeline carrying TRUSTED_MR_IID is a pipeline job whatever its ref (the worker reads the truth)",
+    event: "Pipeline Hook",
+    payload: edited("pipeline", (p) => {
+      Object.assign(p["object_attributes"]!, {
+        ref: "feature",
+        status: "failed",
+        variables: [{ key: "TRUSTED_MR_IID", value: "7" }],
+      });
+      p["merge_request"] = null as unknown as Record<string, unknown>;
+    }),
+    expected: {
+      jobs: [
+        {
+          kind: "pipeline",
+          projectId: 1,
+          pipelineId: 31,
+          ref: "feature",
+          sha: "bcbb5ec396a2c0f828686f14fac9b80b780504f2",
+          status: "failed",
+          mrIid: 7,
+        },
+      ],
+    },
+  },
+  {
+    name: "a TRUSTED_MR_IID that is not an iid is ignored: the ref decides",
+    event: "Pipeline Hook",
+    payload: edited("pipeline", (p) => {
+      Object.assign(p["object_attributes"]!, {
+        ref: "trusted-feature",
+        status: "success",
+        variables: [{ key: "TRUSTED_MR_IID", value: "7; rm -rf" }],
+      });
+      p["merge_request"] = null as unknown as Record<string, unknown>;
+    }),
+    expected: {
+      jobs: [
+        {
+          kind: "pipeline",
+          projectId: 1,
+          pipelineId: 31,
+          ref: "trusted-feature",
+          sha: "bcbb5ec396a2c0f828686f14fac9b80b780504f2",
+          status: "success",
+        },
+      ],
+    },
+  },
+  {
+    name: "a tag that looks like a trusted branch is not one",
+    event: "Pipeline Hook",
+    payload: edited("pipeline", (p) => {
+      Object.assign(p["object_attributes"]!, { ref: "trusted-v1", tag: true });
+      p["merge_request"] = null as unknown as Record<string, unknown>;
+    }),
+    expected: { ignored: "pipeline on a branch the bot does not manage" },
   },
   {
     name: "pipeline on a trusted branch without the variable: find its MR in the worker",

@@ -1,0 +1,109 @@
+/** The hints and pass markers in Redis (store.ts), against a real Redis under a fresh prefix. */
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { TrustStore } from "../../src/trust/store.js";
+import { deletePrefix, testRedis, uniquePrefix } from "../support/redis.js";
+
+const redis = testRedis();
+const prefix = uniquePrefix();
+const store = new TrustStore(redis, prefix);
+let nextIid = 1;
+const freshMr = () => ({ projectId: 1, mrIid: nextIid++ });
+
+after(async () => {
+  await deletePrefix(redis, prefix);
+  await redis.quit();
+});
+
+describe("TrustStore hints", () => {
+  it("keeps one pipeline hint per (pipeline, status): a later event does not overwrite an earlier status", async () => {
+    const mr = freshMr();
+    await store.hintPipeline(mr, 5, "failed");
+    await store.hintPipeline(mr, 5, "running");
+    await store.hintPipeline(mr, 5, "failed");
+    const hints = await store.readHints(mr);
+    assert.deepEqual(hints.pipelines.map((h) => `${h.id}:${h.status}`).sort(), ["5:failed", "5:running"]);
+    assert.equal(hints.full, false);
+  });
+
+  it("a withdrawn hint is gone, unless the same status was reported again since", async () => {
+    const mr = freshMr();
+    const first = await store.hintPipeline(mr, 5, "running");
+    await store.withdrawHint(mr, first);
+    assert.deepEqual((await store.readHints(mr)).pipelines, []);
+    const second = await store.hintPipeline(mr, 5, "running");
+    await store.hintPipeline(mr, 5, "running");
+    await store.withdrawHint(mr, second);
+    assert.deepEqual((await store.readHints(mr)).pipelines, [{ id: 5, status: "running" }]);
+  });
+
+  it("reads the older one-field-per-pipeline hints, and takes an unreadable hint as a reason to read everything", async () => {
+    const mr = freshMr();
+    const key = `${prefix}:trust:hints:${mr.projectId}:${mr.mrIid}`;
+    await redis.hset(key, "pipeline:7", JSON.stringify({ status: "success", n: "x" }));
+    assert.deepEqual((await store.readHints(mr)).pipelines, [{ id: 7, status: "success" }]);
+    await redis.hset(key, "pipeline:8:failed", "not json");
+    assert.equal((await store.readHints(mr)).full, true);
+  });
+});
+
+describe("TrustStore pass markers", () => {
+  it("a pass clears what it read, returns what came meanwhile, and keeps its marker until nothing is left", async () => {
+    const mr = freshMr();
+    const token = await store.beginPass(mr, 30_000);
+    assert.equal(await store.passRunning(mr), true);
+    await store.hintPipeline(mr, 5, "running");
+    const read = await store.readHints(mr);
+
+    // Written while the pass ran: a new status, and the same status again (a new value in the same field).
+    await store.hintPipeline(mr, 5, "failed");
+    await store.hintPipeline(mr, 5, "running");
+    const late = await store.endPass(mr, read, token);
+    assert.deepEqual(late.pipelines.map((h) => h.status).sort(), ["failed", "running"]);
+    assert.equal(await store.passRunning(mr), true, "the marker stays while hints are left");
+
+    assert.deepEqual(Object.keys((await store.endPass(mr, late, token)).raw), []);
+    assert.equal(await store.passRunning(mr), false, "the marker goes with the last hint");
+  });
+
+  it("a pass that read nothing new ends at once; another job's token never removes the marker", async () => {
+    const mr = freshMr();
+    const token = await store.beginPass(mr, 30_000);
+    const other = await store.beginPass(mr, 30_000);
+    assert.deepEqual(Object.keys((await store.endPass(mr, await store.readHints(mr), token)).raw), []);
+    assert.equal(await store.passRunning(mr), true, "the marker is the other job's now");
+    await store.endPass(mr, await store.readHints(mr), other);
+    assert.equal(await store.passRunning(mr), false);
+  });
+
+  it("the next pass of a job renews its marker, but never takes over another job's", async () => {
+    const mr = freshMr();
+    const token = await store.beginPass(mr, 30_000);
+    await store.abandonPass(mr, token);
+    await store.renewPass(mr, 30_000, token);
+    assert.equal(await store.passRunning(mr), true, "set again after it was gone");
+    const other = await store.beginPass(mr, 30_000);
+    await store.renewPass(mr, 30_000, token);
+    await store.abandonPass(mr, token);
+    assert.equal(await store.passRunning(mr), true, "the other job's marker stays");
+    await store.abandonPass(mr, other);
+    assert.equal(await store.passRunning(mr), false);
+  });
+
+  it("abandoning a pass removes its marker and clears nothing", async () => {
+    const mr = freshMr();
+    const token = await store.beginPass(mr, 30_000);
+    await store.hintPipeline(mr, 9, "canceled");
+    const left = await store.abandonPass(mr, token);
+    assert.deepEqual(left.pipelines, [{ id: 9, status: "canceled" }]);
+    assert.equal(await store.passRunning(mr), false);
+    assert.deepEqual((await store.readHints(mr)).pipelines, [{ id: 9, status: "canceled" }]);
+  });
+
+  it("the marker expires on its own when its process is gone", async () => {
+    const mr = freshMr();
+    await store.beginPass(mr, 50);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    assert.equal(await store.passRunning(mr), false);
+  });
+});

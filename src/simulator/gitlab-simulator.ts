@@ -22,6 +22,7 @@ import {
   closeMergeRequest as closeMr,
   editNote as changeNote,
   mergeMergeRequest as mergeMr,
+  type OpenMergeRequestInput,
   openMergeRequest as openMr,
   reopenMergeRequest as reopenMr,
 } from "./merge-request-actions.js";
@@ -54,6 +55,7 @@ import type {
   WebhookMode,
 } from "./model.js";
 
+export type { OpenMergeRequestInput } from "./merge-request-actions.js";
 export type {
   CommitStatusState,
   Delivery,
@@ -159,19 +161,6 @@ export interface PushOptions {
   force?: boolean;
 }
 
-export interface OpenMergeRequestInput {
-  sourceProjectId: number;
-  sourceBranch: string;
-  /** Default: the source project's upstream (`forked_from_project`) if any, else the source project. */
-  targetProjectId?: number;
-  /** Default: the target project's default branch. */
-  targetBranch?: string;
-  authorId: number;
-  title?: string;
-  description?: string;
-  labels?: string[];
-  draft?: boolean;
-}
 
 export interface RunPipelineOptions {
   userId: number;

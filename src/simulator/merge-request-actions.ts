@@ -13,7 +13,9 @@ import { nowIso, type World } from "./world.js";
 export interface OpenMergeRequestInput {
   sourceProjectId: number;
   sourceBranch: string;
+  /** Default: the source project's upstream (`forked_from_project`) if any, else the source project. */
   targetProjectId?: number;
+  /** Default: the target project's default branch. */
   targetBranch?: string;
   authorId: number;
   title?: string;

@@ -103,19 +103,12 @@ export function createPipeline(world: World, project: ProjectRecord, input: Crea
   if (sha === undefined) throw refusal("Reference not found");
   if (project.ciJobs.length === 0) throw refusal("No stages / jobs for this pipeline.");
   const now = nowIso();
-  const id = state.nextId("pipeline");
-  const pipeline: PipelineRecord = {
-    id,
-    iid: project.nextPipelineIid++,
-    projectId: project.id,
+  const pipeline = addPipelineRecord(world, project, {
     ref: input.ref,
     sha,
     beforeSha: input.beforeSha ?? BLANK_SHA,
-    tag: false,
     source: input.source,
-    status: "created",
     userId: input.userId,
-    protectedRef: isProtected(project, input.ref),
     variables: (input.variables ?? []).map((v) => ({
       key: v.key,
       value: v.value,
@@ -134,15 +127,7 @@ export function createPipeline(world: World, project: ProjectRecord, input: Crea
       retried: false,
       failureReason: null,
     })),
-    testReport: null,
-    mergeRequestIid: null,
-    createdAt: now,
-    updatedAt: now,
-    startedAt: null,
-    finishedAt: null,
-    webUrl: `${project.webUrl}/-/pipelines/${id}`,
-  };
-  project.pipelines.push(pipeline);
+  });
   emitPipeline(world, pipeline);
   return pipeline;
 }
@@ -375,22 +360,33 @@ function createExternalPipeline(
   project: ProjectRecord,
   o: { sha: string; ref: string; userId: number },
 ): PipelineRecord {
-  const now = nowIso();
-  const id = world.state.nextId("pipeline");
-  const pipeline: PipelineRecord = {
-    id,
-    iid: project.nextPipelineIid++,
-    projectId: project.id,
+  return addPipelineRecord(world, project, {
     ref: o.ref,
     sha: o.sha,
     beforeSha: BLANK_SHA,
-    tag: false,
     source: "external",
-    status: "created",
     userId: o.userId,
-    protectedRef: isProtected(project, o.ref),
     variables: [],
     jobs: [],
+  });
+}
+
+/** A new pipeline in `created` with the given origin and jobs, stored on the project (no webhook). */
+function addPipelineRecord(
+  world: World,
+  project: ProjectRecord,
+  p: Pick<PipelineRecord, "ref" | "sha" | "beforeSha" | "source" | "userId" | "variables" | "jobs">,
+): PipelineRecord {
+  const now = nowIso();
+  const id = world.state.nextId("pipeline");
+  const pipeline: PipelineRecord = {
+    ...p,
+    id,
+    iid: project.nextPipelineIid++,
+    projectId: project.id,
+    tag: false,
+    status: "created",
+    protectedRef: isProtected(project, p.ref),
     testReport: null,
     mergeRequestIid: null,
     createdAt: now,

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { loadConfig, maskSecrets, requireFor } from "../../src/config/config.js";
+import { configSchema, ENV_OVERRIDES, loadConfig, maskSecrets, requireFor } from "../../src/config/config.js";
 import { ConfigError } from "../../src/errors.js";
 
 function writeYaml(text: string): string {
@@ -89,5 +89,18 @@ describe("config", () => {
     assert.match(configError(() => loadConfig({ path: writeYaml("a: [1,\n"), env: {} })), /not valid YAML/);
     assert.match(configError(() => loadConfig({ path: writeYaml("- 1\n- 2\n"), env: {} })), /expected a mapping/);
     assert.match(configError(() => loadConfig({ path: "/nonexistent/x.yml", env: {} })), /cannot read config file/);
+  });
+
+  it("every key and environment override is in the README's configuration reference", () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const reference = readme.slice(readme.indexOf("## Configuration reference"), readme.indexOf("## Deployment"));
+    for (const [section, schema] of Object.entries(configSchema.shape)) {
+      for (const key of Object.keys(schema.unwrap().shape)) {
+        assert.ok(reference.includes(`| \`${section}.${key}\` |`), `${section}.${key} is documented`);
+      }
+    }
+    for (const { env, path } of ENV_OVERRIDES) {
+      assert.ok(reference.includes(`| \`${path.join(".")}\` | \`${env}\` |`), `${env} is documented beside its key`);
+    }
   });
 });

@@ -29,10 +29,11 @@ import {
 import { isProtected } from "./permissions.js";
 import { deleteBranch as removeBranch, push as pushCommit } from "./repository-actions.js";
 import { allRoutes } from "./routes/index.js";
-import { SimState, type ProjectRecord, type Visibility } from "./state.js";
+import { SimState, type ProjectRecord, } from "./state.js";
 import { WebhookDispatcher } from "./webhooks.js";
 import type { World } from "./world.js";
 import * as build from "./world-building.js";
+import type { AddProjectInput } from "./world-building.js";
 import type {
   Delivery,
   DeliveryLogEntry,
@@ -41,7 +42,6 @@ import type {
   RequestLogEntry,
   SimAwardEmoji,
   SimBranch,
-  SimCiJob,
   SimCommitStatus,
   SimGroup,
   SimHook,
@@ -56,6 +56,7 @@ import type {
 } from "./model.js";
 
 export type { OpenMergeRequestInput } from "./merge-request-actions.js";
+export type { AddProjectInput } from "./world-building.js";
 export type {
   CommitStatusState,
   Delivery,
@@ -115,22 +116,6 @@ export interface AddGroupInput {
 
 export type MemberTarget = { groupId: number } | { projectId: number };
 
-export interface AddProjectInput {
-  /** `group/name` or `user/name`; the namespace is looked up from the part before the last slash. */
-  path: string;
-  namespaceGroupId?: number;
-  ownerId?: number;
-  /** Default `main`. */
-  defaultBranch?: string;
-  /** Jobs every pipeline of this project gets (default one `test` job in stage `test`). */
-  ciJobs?: SimCiJob[];
-  /** GitLab starts a `push` pipeline on every push (default true). */
-  pipelineOnPush?: boolean;
-  /** When set, a push pipeline is created only for refs it accepts (models `workflow: rules`). */
-  pipelineOnPushFilter?: (ref: string) => boolean;
-  /** Default `public`: an open project whose contributors are not members. Private projects are 404 to non-members. */
-  visibility?: Visibility;
-}
 
 export interface ProtectBranchInput {
   /** Exact name or wildcard such as `trusted-*`. */

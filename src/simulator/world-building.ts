@@ -50,18 +50,24 @@ export function addMember(
   }
 }
 
-export interface AddProjectOptions {
+export interface AddProjectInput {
+  /** `group/name` or `user/name`; the namespace is looked up from the part before the last slash. */
   path: string;
   namespaceGroupId?: number;
   ownerId?: number;
+  /** Default `main`. */
   defaultBranch?: string;
+  /** Jobs every pipeline of this project gets (default one `test` job in stage `test`). */
   ciJobs?: SimCiJob[];
+  /** GitLab starts a `push` pipeline on every push (default true). */
   pipelineOnPush?: boolean;
+  /** When set, a push pipeline is created only for refs it accepts (models `workflow: rules`). */
   pipelineOnPushFilter?: (ref: string) => boolean;
+  /** Default `public`: an open project whose contributors are not members. Private projects are 404 to non-members. */
   visibility?: Visibility;
 }
 
-function resolveNamespace(state: SimState, p: AddProjectOptions, namespacePath: string): SimNamespace {
+function resolveNamespace(state: SimState, p: AddProjectInput, namespacePath: string): SimNamespace {
   if (p.namespaceGroupId !== undefined) {
     const g = state.group(p.namespaceGroupId);
     return { kind: "group", id: g.id, fullPath: g.fullPath };
@@ -110,7 +116,7 @@ function newProjectRecord(
   };
 }
 
-export function addProject(state: SimState, p: AddProjectOptions): ProjectRecord {
+export function addProject(state: SimState, p: AddProjectInput): ProjectRecord {
   const slash = p.path.lastIndexOf("/");
   const name = slash === -1 ? p.path : p.path.slice(slash + 1);
   const namespacePath = slash === -1 ? "" : p.path.slice(0, slash);

@@ -4,7 +4,7 @@
  * Every key is documented in README.md ("Configuration reference"); keep the two in step.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
+import { type ErrorCode, isMap, isScalar, isSeq, parseDocument, type YAMLParseError } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "../errors.js";
 
@@ -49,7 +49,7 @@ export const configSchema = z.strictObject({
       /** Accept webhooks without any secret. Only for local experiments. */
       insecure: z.boolean().default(false),
       body_limit: byteSize.default(25 * 1024 * 1024),
-      /** How long a delivery's Idempotency-Key is remembered. */
+      /** How long a delivery's id (Idempotency-Key, or the signed webhook-id) is remembered. */
       dedup_ttl_seconds: z.number().int().positive().default(7 * 24 * 3600),
       /** Standard-Webhooks timestamp tolerance. */
       signature_tolerance_seconds: z.number().int().positive().default(300),
@@ -87,10 +87,23 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Minimum effective access level in the target project that makes someone a committer. */
       committer_access_level: accessLevel.default(40),
-      /** Extra committers by username, regardless of access level. */
-      committer_users: z.array(z.string().min(1)).default([]),
+      /**
+       * Extra committers regardless of access level, by username or user id. Usernames are resolved to ids once per
+       * process (src/trust/committers.ts): a user who later takes over a freed username does not become a committer.
+       */
+      committer_users: z
+        .array(
+          z.union([
+            // GitLab usernames are letters, digits, `_`, `.` and `-`; a leading `@` is accepted and dropped.
+            z.string().regex(/^@?[A-Za-z0-9_.-]+$/, "a username such as alice (or @alice) or a numeric user id"),
+            z.number().int().positive(),
+          ]),
+        )
+        .default([]),
       /** Extra committers: members (inherited counts) of these groups, by full path or id. */
       committer_groups: z.array(z.union([z.string().min(1), z.number().int()])).default([]),
+      /** Minimum access level (inherited counts) in a `committer_groups` group that makes its member a committer. */
+      committer_group_access_level: accessLevel.default(30),
       branch_prefix: z
         .string()
         .min(1)
@@ -103,6 +116,11 @@ export const configSchema = z.strictObject({
       /** Label put on MRs from committer branches. */
       committer_branch_label: z.string().min(1).default("no-detached-pipeline"),
       welcome_first_time_contributors: z.boolean().default(true),
+      /**
+       * A bare `/trust` is refused: committers must name the full SHA they reviewed (`/trust <40 hex>`), which closes
+       * the window between reading a diff and commenting (docs/security.md).
+       */
+      require_sha: z.boolean().default(false),
     })
     .prefault({}),
   sweep: z
@@ -169,11 +187,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     } catch (cause) {
       throw new ConfigError(`cannot read config file ${path}: ${(cause as Error).message}`, { cause });
     }
-    try {
-      raw = parseYaml(text) ?? {};
-    } catch (cause) {
-      throw new ConfigError(`config file ${path} is not valid YAML: ${(cause as Error).message}`, { cause });
-    }
+    raw = parseConfigYaml(path, text);
     if (typeof raw !== "object" || Array.isArray(raw)) {
       throw new ConfigError(`config file ${path}: expected a mapping of sections (gitlab, webhook, redis, ...)`);
     }
@@ -194,6 +208,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   }
   const result = configSchema.safeParse(merged);
   if (!result.success) {
+    const hide = secretRedactor(merged);
     const lines = result.error.issues.map((issue) => {
       const key = issue.path.join(".") || "(top level)";
       const envName = ENV_OVERRIDES.find((o) => o.path.join(".") === key)?.env;
@@ -202,7 +217,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
         const where = issue.path.length ? `${issue.path.join(".")}.` : "";
         return `${issue.keys.map((k) => where + k).join(", ")} (${from}): unknown key; see the configuration reference in README.md`;
       }
-      return `${key} (${from}): ${issue.message}`;
+      // Messages name what is expected, not what was given; a custom one might, so secret values are cut out.
+      return `${key} (${from}): ${hide(issue.message)}`;
     });
     throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
   }
@@ -226,8 +242,9 @@ export function requireFor(config: Config, role: { receiver?: boolean; gitlab?: 
 /** The effective config with every secret replaced by a mask, for `check-config` and logs. */
 export function maskSecrets(config: Config): unknown {
   const mask = (value: unknown, key?: string): unknown => {
-    if (key && SECRET_KEYS.has(key)) return value === undefined ? undefined : "********";
-    if (key === "url" && typeof value === "string") return maskUrlPassword(value);
+    if (key && isSecretKey(key)) return value === undefined ? undefined : MASK;
+    // Any URL, not only keys named `url`: `server.public_url` or a list of Sentinel URLs carry credentials alike.
+    if (typeof value === "string" && URL_LIKE.test(value)) return maskUrl(value);
     if (Array.isArray(value)) return value.map((v) => mask(v));
     if (value && typeof value === "object") {
       return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, mask(v, k)]));
@@ -237,15 +254,178 @@ export function maskSecrets(config: Config): unknown {
   return mask(config);
 }
 
-function maskUrlPassword(url: string): string {
+const MASK = "********";
+
+const URL_LIKE = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+
+/**
+ * Query (and fragment) parameters whose value is a credential, by name: `password`, `private_token`,
+ * `access_token`, `client_secret`, `api_key`, `X-Amz-Signature`, `auth`, ... Masking a harmless one costs nothing.
+ */
+const SECRET_PARAM = /pass|pwd|token|secret|key|auth|cred|sig|session/i;
+
+/** A config key whose value is a secret: the known ones, and any later `*_token`, `*_secret` or `*_password`. */
+function isSecretKey(key: string): boolean {
+  return SECRET_KEYS.has(key) || /(^|_)(token|secret|password)$/.test(key);
+}
+
+/**
+ * A URL fit to print: the password of the userinfo (`redis://:pw@host`) and the values of secret-looking query and
+ * fragment parameters (`?password=pw`, `#access_token=...`) masked. A user name alone is masked too, since
+ * `https://<token>@host` is a common way to put a token into a URL. A string that does not parse as a URL is masked
+ * whole after its scheme: nothing tells where its secrets are.
+ */
+export function maskUrl(url: string): string {
+  let u: URL;
   try {
-    const u = new URL(url);
-    if (!u.password) return url;
-    u.password = "********";
-    return u.toString();
+    u = new URL(url);
   } catch {
-    return url;
+    return `${URL_LIKE.exec(url)?.[0] ?? ""}${MASK}`;
   }
+  const search = maskParams(u.search);
+  const hash = maskParams(u.hash);
+  // Printed as written when there is nothing to mask (`URL` would add a trailing slash, re-encode, ...).
+  if (!u.password && !u.username && search === u.search && hash === u.hash) return url;
+  if (u.password) u.password = MASK;
+  else if (u.username) u.username = MASK;
+  u.search = search;
+  u.hash = hash;
+  return u.toString();
+}
+
+/** `?a=1&password=x` → `?a=1&password=********`; also for a `#...` fragment. Other text is left as written. */
+function maskParams(part: string): string {
+  if (part.length < 2) return part;
+  const pairs = part
+    .slice(1)
+    .split("&")
+    .map((pair) => {
+      const eq = pair.indexOf("=");
+      return eq > 0 && SECRET_PARAM.test(decodeLoosely(pair.slice(0, eq))) ? `${pair.slice(0, eq + 1)}${MASK}` : pair;
+    });
+  return `${part[0]}${pairs.join("&")}`;
+}
+
+function decodeLoosely(text: string): string {
+  try {
+    return decodeURIComponent(text.replaceAll("+", " "));
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * Cuts the secrets of the raw (unvalidated) input out of a message: values under secret keys, and the userinfo and
+ * secret parameter values of every URL, as written and decoded. Values shorter than 4 characters are left alone;
+ * cutting every "a" out of a message would hide the message, not a secret.
+ */
+function secretRedactor(input: unknown): (text: string) => string {
+  const secrets = new Set<string>();
+  const add = (value: string) => {
+    for (const v of [value, decodeLoosely(value)]) if (v.length >= 4) secrets.add(v);
+  };
+  const collect = (value: unknown, secret: boolean): void => {
+    if (Array.isArray(value)) {
+      for (const v of value) collect(v, secret);
+    } else if (value && typeof value === "object") {
+      for (const [k, v] of Object.entries(value)) collect(v, secret || isSecretKey(k));
+    } else if (secret && value !== undefined && value !== null) {
+      add(String(value));
+    } else if (typeof value === "string" && URL_LIKE.test(value)) {
+      const userinfo = /^[^:]+:\/\/([^/?#]*)@/.exec(value)?.[1];
+      if (userinfo) for (const part of [userinfo, ...userinfo.split(":")]) add(part);
+      for (const [, name, v] of value.matchAll(/[?&#;]([^=&#;]+)=([^&#;]*)/g)) {
+        if (SECRET_PARAM.test(decodeLoosely(name!))) add(v!);
+      }
+    }
+  };
+  collect(input, false);
+  const longestFirst = [...secrets].sort((a, b) => b.length - a.length);
+  return (text) => longestFirst.reduce((out, secret) => out.replaceAll(secret, MASK), text);
+}
+
+/**
+ * The file's YAML as plain data. The yaml package's messages quote the offending lines (a code frame), and a line
+ * of this file may hold a token (a stray quote in `token: "glpat-...` is a typical syntax error), so the message is
+ * rebuilt from the error's code, position and the config key it is in. The original error is not kept as `cause`:
+ * whatever prints a cause would print the frame. Warnings (an unknown `!tag`) carry the same frame and are dropped
+ * rather than emitted as process warnings; the schema judges the values.
+ */
+function parseConfigYaml(path: string, text: string): unknown {
+  const doc = parseDocument(text);
+  const error = doc.errors[0];
+  if (error) {
+    const more = doc.errors.length > 1 ? ` (and ${doc.errors.length - 1} more)` : "";
+    throw new ConfigError(`config file ${path} is not valid YAML: ${describeYamlError(error, doc.contents)}${more}`);
+  }
+  try {
+    return doc.toJS() ?? {};
+  } catch {
+    // Aliases the document cannot resolve, or so many that they look like a billion-laughs file.
+    throw new ConfigError(`config file ${path} is not valid YAML: an alias (*name) cannot be resolved`);
+  }
+}
+
+/** What went wrong, in words that quote nothing from the file; see {@link parseConfigYaml}. */
+const YAML_PROBLEMS: Record<ErrorCode, string> = {
+  ALIAS_PROPS: "an alias (*name) cannot have an anchor or a tag",
+  BAD_ALIAS: "an alias (*name) is malformed",
+  BAD_COLLECTION_TYPE: "a tag is used on the wrong kind of value",
+  BAD_DIRECTIVE: "a % directive is malformed",
+  BAD_DQ_ESCAPE: "a double-quoted value has an invalid escape sequence; use single quotes",
+  BAD_INDENT: "wrong indentation, or a [ or { that is not closed",
+  BAD_PROP_ORDER: "an anchor or a tag is in the wrong place",
+  BAD_SCALAR_START: "a value starts with a reserved character (@ or `); quote it",
+  BLOCK_AS_IMPLICIT_KEY:
+    'a nested mapping where a value was expected; check the indentation, or quote a value with ": "',
+  BLOCK_IN_FLOW: "a block value inside [ ] or { }",
+  DUPLICATE_KEY: "a key appears twice in one mapping",
+  IMPOSSIBLE: "the parser cannot read this",
+  KEY_OVER_1024_CHARS: "a key is longer than 1024 characters",
+  MISSING_CHAR: "a closing quote or bracket, a comma, or the space after a colon is missing",
+  MULTILINE_IMPLICIT_KEY: "a key runs over several lines; an unclosed quote or a missing colon?",
+  MULTIPLE_ANCHORS: "a value has more than one anchor",
+  MULTIPLE_DOCS: "the file holds more than one YAML document (---); keep one",
+  MULTIPLE_TAGS: "a value has more than one tag",
+  NON_STRING_KEY: "a key is not a plain string",
+  RESOURCE_EXHAUSTION: "the document expands to too much data",
+  TAB_AS_INDENT: "tabs are not allowed as indentation; use spaces",
+  TAG_RESOLVE_FAILED: "a tag (!name) is unknown",
+  UNEXPECTED_TOKEN: "an unexpected character",
+};
+
+function describeYamlError(error: YAMLParseError, contents: unknown): string {
+  const where = error.linePos
+    ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}`
+    : `offset ${error.pos[0]}`;
+  const key = configKeyAt(contents, error.pos[0]);
+  const what = YAML_PROBLEMS[error.code] ?? `a syntax error (${error.code})`;
+  return `${where}${key ? ` (in ${key})` : ""}: ${what}; the line is not shown, as it may hold a secret`;
+}
+
+/**
+ * The config key (`gitlab.token`) whose entry spans `offset` in the parsed (possibly broken) document. Only names
+ * the schema knows are given: in a broken file a value can end up parsed as a key.
+ */
+function configKeyAt(contents: unknown, offset: number): string | undefined {
+  const entryAt = (node: unknown, known: readonly string[]) => {
+    if (!isMap(node)) return undefined;
+    for (const pair of node.items) {
+      if (!isScalar(pair.key) || !pair.key.range) continue;
+      const value = pair.value;
+      const end = (isMap(value) || isSeq(value) || isScalar(value) ? value.range?.[2] : undefined) ?? pair.key.range[2];
+      if (offset < pair.key.range[0] || offset > end) continue;
+      const name = String(pair.key.value);
+      return known.includes(name) ? { name, value } : undefined;
+    }
+    return undefined;
+  };
+  const sections = configSchema.shape;
+  const section = entryAt(contents, Object.keys(sections));
+  if (!section) return undefined;
+  const keys = Object.keys(sections[section.name as keyof typeof sections].unwrap().shape);
+  const key = entryAt(section.value, keys);
+  return key ? `${section.name}.${key.name}` : section.name;
 }
 
 function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {

@@ -10,6 +10,8 @@ import { startLocalRedis } from "../local-redis.js";
 import { createLogger, type Logger } from "../logger.js";
 import { startService } from "../runtime.js";
 import { AccessLevel, GitLabSimulator } from "../simulator/gitlab-simulator.js";
+import { trustedBranchName } from "../trust/decide.js";
+import { isStickyNoteBody } from "../trust/state.js";
 
 export interface DemoOptions {
   out: NodeJS.WritableStream;
@@ -110,6 +112,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       title: "Fix the config parser",
     });
     const comment = () => stickyComment(sim, project.id, mr.iid, bot.id);
+    const trustedBranch = trustedBranchName(PREFIX, mr);
     await until("the bot's comment on the new MR", () => comment() !== undefined);
     await sim.idle();
     showMr(say, sim, project.id, mr.iid, names);
@@ -118,7 +121,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     const head1 = sim.mergeRequest(project.id, mr.iid).sha;
     sim.comment(project.id, mr.iid, maria.id, "Looks good to me.\n\n/trust");
     const pipeline1 = await until("the trusted pipeline", () => trustedPipeline(sim, project.id, head1));
-    say(`  trusted branch ${PREFIX}fix-parser -> ${short(head1)}; protected pipeline #${pipeline1.id} created`);
+    say(`  trusted branch ${trustedBranch} -> ${short(head1)}; protected pipeline #${pipeline1.id} created`);
     say(`  pipeline variables: ${pipeline1.variables.map((v) => `${v.key}=${v.value}`).join(" ")}`);
     sim.setPipelineStatus(project.id, pipeline1.id, "running");
     await untilStatus(sim, project.id, mr.iid, head1, "running");
@@ -148,8 +151,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     say(`  trusted pipelines for the new commit: ${countTrusted(sim, project.id, head2)} (nothing runs with secrets)`);
     showMr(say, sim, project.id, mr.iid, names);
 
-    step(say, 6, "Maria reviews the increment and trusts the new commit");
-    sim.comment(project.id, mr.iid, maria.id, `/trust ${head2.slice(0, 8)}`);
+    step(say, 6, "Maria reviews the increment and trusts the new commit, naming it: `/trust <sha>`");
+    sim.comment(project.id, mr.iid, maria.id, `/trust ${head2}`);
     const pipeline2 = await until("the second trusted pipeline", () => trustedPipeline(sim, project.id, head2));
     sim.setPipelineStatus(project.id, pipeline2.id, "running");
     sim.setTestReportSummary(project.id, pipeline2.id, { total: 42, success: 42, failed: 0, skipped: 0, error: 0 });
@@ -162,7 +165,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
 
     step(say, 7, "Maria merges; the bot deletes the trusted branch");
     sim.mergeMergeRequest(project.id, mr.iid, maria.id);
-    await until("the trusted branch to be deleted", () => !sim.branch(project.id, `${PREFIX}fix-parser`));
+    await until("the trusted branch to be deleted", () => !sim.branch(project.id, trustedBranch));
     await sim.idle();
     showMr(say, sim, project.id, mr.iid, names);
 
@@ -208,7 +211,7 @@ function countTrusted(sim: GitLabSimulator, projectId: number, sha?: string): nu
 }
 
 function stickyComment(sim: GitLabSimulator, projectId: number, iid: number, botId: number): string | undefined {
-  return sim.notes(projectId, iid).find((n) => n.authorId === botId && n.body.includes("<!--"))?.body;
+  return sim.notes(projectId, iid).find((n) => n.authorId === botId && isStickyNoteBody(n.body))?.body;
 }
 
 /** What a committer sees on the MR page: the commit status on the head and the bot's notes, as plain text. */

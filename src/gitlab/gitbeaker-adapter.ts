@@ -22,6 +22,7 @@ import type {
   Label,
   ListMergeRequestsFilter,
   MergeRequest,
+  MergeRequestVersion,
   Note,
   Pipeline,
   PipelineJob,
@@ -30,6 +31,7 @@ import type {
   ProjectHook,
   ProjectHookInput,
   ProtectedBranchRule,
+  ProtectedRefAccess,
   TestReportSummary,
   User,
 } from "./port.js";
@@ -152,13 +154,27 @@ const noteSchema = z.object({
 
 const memberSchema = z.object({ access_level: z.number() });
 
-const accessLevels = z.array(z.object({ access_level: z.number().nullish(), user_id: z.number().nullish() })).catch([]);
+const versionSchema = z.object({ id: z.number(), head_commit_sha: z.string(), created_at: z.string() });
+
+/** `API::Entities::ProtectedRefAccess`: `user_id` and `group_id` come from EE, `deploy_key_id` only when set. */
+const accessLevels = z
+  .array(
+    z.object({
+      access_level: z.number().nullish(),
+      user_id: z.number().nullish(),
+      group_id: z.number().nullish(),
+      deploy_key_id: z.number().nullish(),
+    }),
+  )
+  .catch([]);
 const protectedBranchSchema = z.object({
   id: z.number(),
   name: z.string(),
   push_access_levels: accessLevels,
   merge_access_levels: accessLevels,
-  allow_force_push: z.boolean().catch(false),
+  // Unknown means allowed: a reader that checks safety must not assume the safe answer.
+  allow_force_push: z.boolean().catch(true),
+  inherited: z.boolean().catch(false),
 });
 
 const labelSchema = z.object({
@@ -258,19 +274,29 @@ function toNote(raw: unknown): Note {
   };
 }
 
+/** An entry's kind follows its ids, as `ProtectedRefAccess#type` does; its `access_level` counts only for a role. */
+function toRefAccess(l: z.infer<typeof accessLevels>[number]): ProtectedRefAccess[] {
+  if (l.user_id) return [{ kind: "user", userId: l.user_id }];
+  if (l.group_id) return [{ kind: "group", groupId: l.group_id }];
+  if (l.deploy_key_id) return [{ kind: "deployKey", deployKeyId: l.deploy_key_id }];
+  return l.access_level !== null && l.access_level !== undefined ? [{ kind: "role", accessLevel: l.access_level }] : [];
+}
+
 function toProtectedBranch(raw: unknown): ProtectedBranchRule {
   const r = parse(protectedBranchSchema, raw, "protected branch");
-  const levels = (list: typeof r.push_access_levels) =>
-    list.flatMap((l) =>
-      l.access_level !== null && l.access_level !== undefined && !l.user_id ? [l.access_level] : [],
-    );
+  const pushAccess = r.push_access_levels.flatMap(toRefAccess);
+  const mergeAccess = r.merge_access_levels.flatMap(toRefAccess);
+  const roles = (list: ProtectedRefAccess[]) => list.flatMap((a) => (a.kind === "role" ? [a.accessLevel] : []));
   return {
     id: r.id,
     name: r.name,
-    pushAccessLevels: levels(r.push_access_levels),
-    mergeAccessLevels: levels(r.merge_access_levels),
-    pushUserIds: r.push_access_levels.flatMap((l) => (l.user_id ? [l.user_id] : [])),
+    pushAccessLevels: roles(pushAccess),
+    mergeAccessLevels: roles(mergeAccess),
+    pushUserIds: pushAccess.flatMap((a) => (a.kind === "user" ? [a.userId] : [])),
+    pushAccess,
+    mergeAccess,
     allowForcePush: r.allow_force_push,
+    inherited: r.inherited,
   };
 }
 
@@ -396,6 +422,14 @@ export class GitbeakerAdapter implements GitLabPort {
     return raw === undefined ? undefined : parse(userSchema, raw, "user");
   }
 
+  async findUserByUsername(username: string): Promise<User | undefined> {
+    // One page is plenty: GitLab answers at most one user for an exact username.
+    const raw = await this.call("GET /users", () => this.api.Users.all({ username, perPage: 20, maxPages: 1 }));
+    const users = parse(z.array(userSchema), raw, "users");
+    // The match is GitLab's (case-insensitive); checked again so a lenient search can never pick someone else.
+    return users.find((u) => u.username.toLowerCase() === username.toLowerCase());
+  }
+
   async getProject(idOrPath: number | string): Promise<Project | undefined> {
     const raw = await this.maybe("GET /projects/:id", () => this.api.Projects.show(idOrPath));
     return raw === undefined ? undefined : toProject(raw);
@@ -415,11 +449,11 @@ export class GitbeakerAdapter implements GitLabPort {
     return raw === undefined ? 0 : parse(memberSchema, raw, "member").access_level;
   }
 
-  async isGroupMember(group: number | string, userId: number): Promise<boolean> {
+  async groupAccessLevel(group: number | string, userId: number): Promise<number> {
     const raw = await this.maybe("GET /groups/:id/members/all/:user_id", () =>
       this.api.GroupMembers.show(group, userId, { includeInherited: true }),
     );
-    return raw !== undefined && parse(memberSchema, raw, "member").access_level > 0;
+    return raw === undefined ? 0 : parse(memberSchema, raw, "member").access_level;
   }
 
   // ---- merge requests ----
@@ -456,6 +490,16 @@ export class GitbeakerAdapter implements GitLabPort {
   async hasMergedMergeRequest(projectId: number, authorId: number): Promise<boolean> {
     const list = await this.listMergeRequests(projectId, { state: "merged", authorId, limit: 1 });
     return list.length > 0;
+  }
+
+  async listMergeRequestVersions(projectId: number, iid: number): Promise<MergeRequestVersion[]> {
+    const raw = await this.call("GET /projects/:id/merge_requests/:iid/versions", () =>
+      this.api.MergeRequests.allDiffVersions(projectId, iid),
+    );
+    return (raw as unknown[]).map((v) => {
+      const version = parse(versionSchema, v, "merge request version");
+      return { id: version.id, headSha: version.head_commit_sha, createdAt: version.created_at };
+    });
   }
 
   async addLabels(projectId: number, iid: number, labels: string[]): Promise<void> {
@@ -623,13 +667,20 @@ export class GitbeakerAdapter implements GitLabPort {
 
   // ---- notes and reactions ----
 
-  async findStickyNote(projectId: number, iid: number, marker: string, authorId?: number): Promise<Note | undefined> {
+  async findStickyNote(
+    projectId: number,
+    iid: number,
+    marker: string,
+    authorId: number,
+    knownId?: number,
+  ): Promise<Note | undefined> {
     const raw = await this.call("GET /projects/:id/merge_requests/:iid/notes", () =>
       this.api.MergeRequestNotes.all(projectId, iid, { sort: "asc", orderBy: "created_at", perPage: 100 }),
     );
-    return (raw as unknown[])
+    const candidates = (raw as unknown[])
       .map(toNote)
-      .find((n) => !n.system && n.body.includes(marker) && (authorId === undefined || n.authorId === authorId));
+      .filter((n) => !n.system && n.authorId === authorId && n.body.startsWith(marker));
+    return candidates.find((n) => n.id === knownId) ?? candidates[0];
   }
 
   async ensureStickyNote(
@@ -639,7 +690,7 @@ export class GitbeakerAdapter implements GitLabPort {
     body: string,
     current: { id: number; body: string } | undefined,
   ): Promise<Note> {
-    if (!body.includes(marker)) throw new Error("sticky note body must contain its marker");
+    if (!body.startsWith(marker)) throw new Error("a sticky note body must start with its marker");
     if (current && current.body === body) {
       return { id: current.id, body, authorId: 0, system: false, createdAt: "", updatedAt: "" };
     }
@@ -651,6 +702,13 @@ export class GitbeakerAdapter implements GitLabPort {
       // The note was deleted since it was read: write a new one.
     }
     return this.postNote(projectId, iid, body);
+  }
+
+  async getNote(projectId: number, iid: number, noteId: number): Promise<Note | undefined> {
+    const raw = await this.maybe("GET /projects/:id/merge_requests/:iid/notes/:note_id", () =>
+      this.api.MergeRequestNotes.show(projectId, iid, noteId),
+    );
+    return raw === undefined ? undefined : toNote(raw);
   }
 
   async postNote(projectId: number, iid: number, body: string): Promise<Note> {
@@ -679,6 +737,13 @@ export class GitbeakerAdapter implements GitLabPort {
       this.api.ProtectedBranches.show(projectId, name),
     );
     return raw === undefined ? undefined : toProtectedBranch(raw);
+  }
+
+  async listProtectedBranches(projectId: number): Promise<ProtectedBranchRule[]> {
+    const raw = await this.call("GET /projects/:id/protected_branches", () =>
+      this.api.ProtectedBranches.all(projectId, { perPage: 100 }),
+    );
+    return (raw as unknown[]).map(toProtectedBranch);
   }
 
   async protectBranch(

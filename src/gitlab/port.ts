@@ -131,6 +131,13 @@ export interface CommitStatusInput {
   pipelineId?: number;
 }
 
+export interface MergeRequestVersion {
+  id: number;
+  headSha: string;
+  /** ISO time GitLab created this version (the head became the MR's head). */
+  createdAt: string;
+}
+
 export interface Note {
   id: number;
   body: string;
@@ -145,15 +152,32 @@ export interface PipelineVariable {
   value: string;
 }
 
+/**
+ * One entry of a rule's "Allowed to push" or "Allowed to merge" (`API::Entities::ProtectedRefAccess`): a role
+ * (`access_level`; 0 is "No one"), a user or a group (Premium), or a deploy key (push only). GitLab also sends an
+ * `access_level` on user, group and deploy-key entries; it grants nothing there.
+ */
+export type ProtectedRefAccess =
+  | { kind: "role"; accessLevel: number }
+  | { kind: "user"; userId: number }
+  | { kind: "group"; groupId: number }
+  | { kind: "deployKey"; deployKeyId: number };
+
 export interface ProtectedBranchRule {
   id: number;
   /** Exact name or wildcard such as `trusted-*`. */
   name: string;
+  /** The role levels of "Allowed to push" (user, group and deploy-key entries left out). */
   pushAccessLevels: number[];
   mergeAccessLevels: number[];
   /** Users named in `allowed_to_push` (Premium). */
   pushUserIds: number[];
+  /** Every entry of "Allowed to push" and "Allowed to merge". */
+  pushAccess: ProtectedRefAccess[];
+  mergeAccess: ProtectedRefAccess[];
   allowForcePush: boolean;
+  /** Defined on the group, not the project (Premium group-level protected branches). */
+  inherited: boolean;
 }
 
 export interface Label {
@@ -214,6 +238,12 @@ export interface GitLabPort {
   /** A user by id; `undefined` when there is none. */
   getUser(userId: number): Promise<User | undefined>;
 
+  /**
+   * The user whose username is `username` (`GET /users?username=`: exact, case-insensitive); `undefined` when there
+   * is none. Usernames change and are reused: callers resolve a name once and keep the id.
+   */
+  findUserByUsername(username: string): Promise<User | undefined>;
+
   /** A project by numeric id or full path; `undefined` when it does not exist or is not visible to the bot. */
   getProject(idOrPath: number | string): Promise<Project | undefined>;
 
@@ -229,8 +259,12 @@ export interface GitLabPort {
    */
   effectiveAccessLevel(projectId: number, userId: number): Promise<number>;
 
-  /** Whether `userId` is a member (inherited counts) of the group given by id or full path. */
-  isGroupMember(group: number | string, userId: number): Promise<boolean>;
+  /**
+   * Access level of `userId` in the group given by id or full path, inherited membership of ancestor groups included
+   * (`GET /groups/:id/members/all/:user_id`); 0 when not a member. An inherited Guest of a parent group is a member
+   * of every subgroup: callers compare the level, not mere membership.
+   */
+  groupAccessLevel(group: number | string, userId: number): Promise<number>;
 
   // ---- merge requests ----
 
@@ -245,6 +279,12 @@ export interface GitLabPort {
 
   /** Whether `authorId` has at least one merged MR in the project (first-time contributor check: one call). */
   hasMergedMergeRequest(projectId: number, authorId: number): Promise<boolean>;
+
+  /**
+   * The MR's diff versions (`GET .../merge_requests/:iid/versions`), newest first: each head the MR had, and when
+   * GitLab recorded it (its own clock, unlike commit dates, which the commit's author chooses).
+   */
+  listMergeRequestVersions(projectId: number, iid: number): Promise<MergeRequestVersion[]>;
 
   /** Adds labels to an MR (existing labels stay). */
   addLabels(projectId: number, iid: number, labels: string[]): Promise<void>;
@@ -306,13 +346,20 @@ export interface GitLabPort {
   // ---- notes and reactions ----
 
   /**
-   * The first note on the MR whose body contains `marker` and, when given, whose author is `authorId` (the bot:
-   * a human quoting the marker does not count), or `undefined`.
+   * The bot's sticky note: a note by `authorId` (the bot) whose body *starts* with `marker` (a reply that quoted a
+   * user's text, or a human quoting the marker, never does), not a system note. `knownId`, the id the bot last
+   * knew, wins when that note still qualifies; otherwise the oldest qualifying note. `undefined` when there is none.
    */
-  findStickyNote(projectId: number, iid: number, marker: string, authorId?: number): Promise<Note | undefined>;
+  findStickyNote(
+    projectId: number,
+    iid: number,
+    marker: string,
+    authorId: number,
+    knownId?: number,
+  ): Promise<Note | undefined>;
 
   /**
-   * Writes the sticky note identified by `marker` (which `body` must contain): updates `current` (the note as the
+   * Writes the sticky note identified by `marker` (which `body` must start with): updates `current` (the note as the
    * caller found it with {@link findStickyNote} or last wrote it) when its body differs, or creates the note when
    * `current` is undefined. An unchanged body costs no call. A note deleted meanwhile is written anew.
    */
@@ -324,6 +371,9 @@ export interface GitLabPort {
     current: { id: number; body: string } | undefined,
   ): Promise<Note>;
 
+  /** One note of an MR; `undefined` when it does not exist (any more). */
+  getNote(projectId: number, iid: number, noteId: number): Promise<Note | undefined>;
+
   /** Posts a new note (a reply to a command). */
   postNote(projectId: number, iid: number, body: string): Promise<Note>;
 
@@ -333,6 +383,12 @@ export interface GitLabPort {
   // ---- project setup ----
 
   getProtectedBranch(projectId: number, name: string): Promise<ProtectedBranchRule | undefined>;
+
+  /**
+   * Every protected-branch rule of the project (all pages). Several can match one branch and the most permissive
+   * wins, so checking one rule by name says little about who may push there.
+   */
+  listProtectedBranches(projectId: number): Promise<ProtectedBranchRule[]>;
 
   /** Protects `name` (wildcards allowed) with the given push/merge levels; `allowedToPushUserIds` needs Premium. */
   protectBranch(

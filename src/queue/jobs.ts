@@ -101,6 +101,11 @@ export interface JobContext {
 export interface WorkflowHandlers {
   reconcile(job: ReconcileJob, ctx: JobContext): Promise<void>;
   command(job: CommandJob, ctx: JobContext): Promise<void>;
+  /**
+   * Optional, called before a command job takes its MR lock; `false` completes the job there. Only for what Redis
+   * alone decides (a refused user's note flood, workflow.ts): it must not wait for the lock of the MR it floods.
+   */
+  screen?(job: CommandJob, ctx: JobContext): Promise<boolean>;
   push(job: PushJob, ctx: JobContext): Promise<void>;
   pipeline(job: PipelineJob, ctx: JobContext): Promise<void>;
   sweep(job: SweepJob, ctx: JobContext): Promise<void>;

@@ -51,6 +51,11 @@ export function createBotWorker(options: BotWorkerOptions): BotWorker {
     const data = job.data;
     const log = logger.child(jobLogFields(job));
     const ctx: JobContext = { log, enqueueReconcile: options.enqueueReconcile };
+    // Before the MR lock (jobs.ts `screen`); a screen that fails (Redis) only means the job takes the usual path.
+    if (data.kind === "command" && handlers.screen && !(await handlers.screen(data, ctx).catch(() => true))) {
+      metrics.jobs.inc({ kind: data.kind, outcome: "completed" });
+      return;
+    }
     const lock = isMrJob(data) ? await locks.tryAcquire(data) : undefined;
     if (isMrJob(data) && !lock) {
       // Not an attempt: `moveToDelayed` keeps `attemptsMade` (bullmq Job#moveToDelayed passes skipAttempt), and

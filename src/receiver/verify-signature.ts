@@ -32,7 +32,13 @@ export interface StandardWebhookVerifierOptions {
   now?: () => number;
 }
 
-export type StandardWebhookVerifier = (headers: StandardWebhookHeaders, rawBody: Buffer) => SignatureCheck;
+/**
+ * A valid Standard-Webhooks signature also vouches for the delivery's identity: `webhook-id` is inside the signed
+ * content, so it is handed back as the one id a replaying sender cannot change (unlike `Idempotency-Key`).
+ */
+export type StandardWebhookCheck = { ok: true; webhookId: string } | { ok: false; reason: string };
+
+export type StandardWebhookVerifier = (headers: StandardWebhookHeaders, rawBody: Buffer) => StandardWebhookCheck;
 
 export function createStandardWebhookVerifier(options: StandardWebhookVerifierOptions): StandardWebhookVerifier {
   const key = Buffer.from(options.signingToken.slice("whsec_".length), "base64");
@@ -58,7 +64,9 @@ export function createStandardWebhookVerifier(options: StandardWebhookVerifierOp
       // Other versions (e.g. `v1a` asymmetric signatures) are skipped, as the spec asks.
       if (comma < 0 || entry.slice(0, comma) !== "v1") continue;
       const presented = Buffer.from(entry.slice(comma + 1), "base64");
-      if (presented.length === expected.length && timingSafeEqual(presented, expected)) return { ok: true };
+      if (presented.length === expected.length && timingSafeEqual(presented, expected)) {
+        return { ok: true, webhookId: id };
+      }
     }
     return { ok: false, reason: "no webhook-signature matches" };
   };

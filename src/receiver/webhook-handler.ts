@@ -109,6 +109,7 @@ export function createWebhookHandler(options: WebhookHandlerOptions): WebhookHan
   };
 
   const receive = async (headers: WebhookHeaders, rawBody: Buffer): Promise<WebhookAnswer> => {
+    let signedId: string | undefined;
     if (verifyStandard) {
       const check = verifyStandard(
         {
@@ -119,6 +120,7 @@ export function createWebhookHandler(options: WebhookHandlerOptions): WebhookHan
         rawBody,
       );
       if (!check.ok) return unauthorized(`${check.reason}; check webhook.signing_token`);
+      signedId = check.webhookId;
     }
     if (verifyRelay) {
       const check = await verifyRelay(header(headers, "x-hub-signature-256"), rawBody);
@@ -133,7 +135,7 @@ export function createWebhookHandler(options: WebhookHandlerOptions): WebhookHan
     }
 
     const event = header(headers, "x-gitlab-event");
-    const deliveryId = deliveryIdOf(headers, event, rawBody);
+    const deliveryId = deliveryIdOf(headers, event, rawBody, signedId);
     const routed = routeEvent(event, payload, config);
     if ("ignored" in routed) {
       logger.debug({ eventId: deliveryId, event, reason: routed.ignored }, "webhook ignored");
@@ -180,12 +182,21 @@ function unauthorized(reason: string): WebhookAnswer {
 }
 
 /**
- * The delivery's identity: `Idempotency-Key` (one per event, the same on every re-delivery), else the
- * Standard-Webhooks `webhook-id` (the same value), else a digest of event and body, which is also stable across
- * re-deliveries of one event. A key too long for a sensible Redis key is hashed.
+ * The delivery's identity, stable across re-deliveries of one event (FACTS.md, "Webhook delivery").
+ *
+ * With signing on, it is the signed `webhook-id` (GitLab sets it to the Idempotency-Key) and nothing else:
+ * `Idempotency-Key` is not covered by the signature, so anyone who can replay a signed request could change it to
+ * get the delivery processed twice, or copy another delivery's key to get that one dropped as a duplicate.
+ * Without signing, no header is authenticated beyond the shared token, and it is `Idempotency-Key`, else
+ * `webhook-id`, else a digest of event and body. A key too long for a sensible Redis key is hashed.
  */
-function deliveryIdOf(headers: WebhookHeaders, event: string | undefined, rawBody: Buffer): string {
-  const key = header(headers, "idempotency-key") ?? header(headers, "webhook-id");
+function deliveryIdOf(
+  headers: WebhookHeaders,
+  event: string | undefined,
+  rawBody: Buffer,
+  signedId: string | undefined,
+): string {
+  const key = signedId ?? header(headers, "idempotency-key") ?? header(headers, "webhook-id");
   if (key !== undefined && key.length > 0) {
     return key.length <= 128 ? key : `sha256:${createHash("sha256").update(key).digest("hex")}`;
   }

@@ -13,6 +13,7 @@ import type {
   GroupRecord,
   JobRecord,
   MergeRequestRecord,
+  MergeRequestVersionRecord,
   NoteRecord,
   PipelineRecord,
   ProjectRecord,
@@ -210,29 +211,44 @@ export function branchEntity(state: SimState, project: ProjectRecord, name: stri
   };
 }
 
-/** `Entities::ProtectedBranch` */
+/**
+ * `Entities::ProtectedBranch`, its access entries `Entities::ProtectedRefAccess` (`lib/api/entities/
+ * protected_ref_access.rb`: `id`, `access_level`, `access_level_description`, and `deploy_key_id` only when set)
+ * with EE's `user_id` and `group_id` (`ee/lib/ee/api/entities/protected_ref_access.rb`). A user, group or deploy-key
+ * entry carries the column default `access_level` 40 too; its kind follows its id (`ProtectedRefAccess#type`).
+ */
 export function protectedBranchEntity(state: SimState, rule: SimProtectedBranchRule): Json {
-  const role = (level: number, idOffset: number) => ({
-    id: rule.id * 10 + idOffset,
+  let seq = 0;
+  const entry = (
+    description: string,
+    ids: { user_id?: number; group_id?: number; deploy_key_id?: number },
+    level: number = AccessLevel.Maintainer,
+  ) => ({
+    id: rule.id * 100 + ++seq,
     access_level: level,
-    access_level_description: ACCESS_LEVEL_DESCRIPTIONS[level] ?? String(level),
-    deploy_key_id: null,
-    user_id: null,
-    group_id: null,
+    access_level_description: description,
+    ...(ids.deploy_key_id !== undefined ? { deploy_key_id: ids.deploy_key_id } : {}),
+    user_id: ids.user_id ?? null,
+    group_id: ids.group_id ?? null,
   });
-  const users = rule.allowedToPushUserIds.map((userId, i) => ({
-    id: rule.id * 10 + 3 + i,
-    access_level: AccessLevel.Maintainer,
-    access_level_description: state.users.get(userId)?.name ?? "User",
-    deploy_key_id: null,
-    user_id: userId,
-    group_id: null,
-  }));
+  const role = (level: number) => entry(ACCESS_LEVEL_DESCRIPTIONS[level] ?? String(level), {}, level);
+  const user = (userId: number) => entry(state.users.get(userId)?.name ?? "User", { user_id: userId });
+  const group = (groupId: number) => entry(state.groups.get(groupId)?.fullPath ?? "Group", { group_id: groupId });
+  const deployKey = (id: number) => entry(`Deploy key ${id}`, { deploy_key_id: id });
   return {
     id: rule.id,
     name: rule.name,
-    push_access_levels: [role(rule.pushAccessLevel, 1), ...users],
-    merge_access_levels: [role(rule.mergeAccessLevel, 2)],
+    push_access_levels: [
+      role(rule.pushAccessLevel),
+      ...rule.allowedToPushUserIds.map(user),
+      ...rule.allowedToPushGroupIds.map(group),
+      ...rule.allowedToPushDeployKeyIds.map(deployKey),
+    ],
+    merge_access_levels: [
+      role(rule.mergeAccessLevel),
+      ...rule.allowedToMergeUserIds.map(user),
+      ...rule.allowedToMergeGroupIds.map(group),
+    ],
     unprotect_access_levels: [],
     allow_force_push: rule.allowForcePush,
     code_owner_approval_required: false,
@@ -321,6 +337,21 @@ export function mergeRequestEntity(
     });
   }
   return json;
+}
+
+/** `Entities::MergeRequestDiff` (lib/api/entities/merge_request_diff.rb), as `GET .../versions` lists it. */
+export function mergeRequestVersionEntity(v: MergeRequestVersionRecord): Json {
+  return {
+    id: v.id,
+    head_commit_sha: v.headCommitSha,
+    base_commit_sha: v.baseCommitSha,
+    start_commit_sha: v.startCommitSha,
+    created_at: v.createdAt,
+    merge_request_id: v.mergeRequestId,
+    state: "collected",
+    real_size: "1",
+    patch_id_sha: null,
+  };
 }
 
 /** `Entities::Note` */

@@ -123,6 +123,11 @@ export interface ProtectBranchInput {
   pushAccessLevel: number;
   mergeAccessLevel: number;
   allowedToPushUserIds?: number[];
+  /** Premium "Allowed to merge" users; groups for either; deploy keys for push (listed, never used). */
+  allowedToMergeUserIds?: number[];
+  allowedToPushGroupIds?: number[];
+  allowedToMergeGroupIds?: number[];
+  allowedToPushDeployKeyIds?: number[];
   allowForcePush?: boolean;
 }
 
@@ -263,6 +268,14 @@ export class GitLabSimulator {
 
   addUser(u: AddUserInput): SimUser {
     return build.publicUser(build.addUser(this.state, u));
+  }
+
+  /**
+   * Renames a user (a profile change: no webhook). The id stays and the old username is free again, so
+   * `addUser` may give it to someone else: what a bot must not mistake for the original user.
+   */
+  renameUser(userId: number, username: string): SimUser {
+    return build.publicUser(build.renameUser(this.state, userId, username));
   }
 
   addGroup(g: AddGroupInput): SimGroup {
@@ -432,6 +445,12 @@ export class GitLabSimulator {
     const project = this.state.project(projectId);
     const sha = project.branches.get(name);
     return sha === undefined ? undefined : { name, sha, protected: isProtected(project, name) };
+  }
+
+  /** Every branch of the project, by name. */
+  branches(projectId: number): SimBranch[] {
+    const project = this.state.project(projectId);
+    return [...project.branches.keys()].sort().map((name) => this.branch(projectId, name) as SimBranch);
   }
 
   mergeRequest(projectId: number, iid: number): SimMergeRequest {

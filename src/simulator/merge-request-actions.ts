@@ -5,7 +5,7 @@ import { addCommit, copyHistory } from "./git.js";
 import { AccessLevel, type SimAwardEmoji } from "./model.js";
 import { hookTime, labelHookAttrs, type MergeRequestAction, mergeRequestPayload, notePayload } from "./payloads.js";
 import { canMergeToBranch, canPushCode, canPushToBranch, canReadProject, hasAccess } from "./permissions.js";
-import { moveBranch } from "./repository-actions.js";
+import { moveBranch, recordMergeRequestHead } from "./repository-actions.js";
 import { FORBIDDEN, SimError } from "./sim-error.js";
 import type { MergeRequestRecord, NoteRecord, ProjectRecord } from "./state.js";
 import { nowIso, type World } from "./world.js";
@@ -105,8 +105,8 @@ export function openMergeRequest(world: World, m: OpenMergeRequestInput): MergeR
   // GitLab writes refs/merge-requests/:iid/head in the target repository, for fork MRs too (*inferred* from
   // `MergeRequest#fetch_ref!`), so the head commit can be used as a ref in the target project.
   copyHistory(source, target, sha);
-  target.mergeRequestHeads.set(iid, sha);
   target.mergeRequests.set(iid, mr);
+  recordMergeRequestHead(world, target, mr);
   emitMr(world, mr, m.authorId, "open");
   return mr;
 }
@@ -190,7 +190,7 @@ export function reopenMergeRequest(world: World, mr: MergeRequestRecord, userId:
   if (source && head !== undefined && head !== mr.sha) {
     mr.sha = head;
     copyHistory(source, world.state.project(mr.targetProjectId), head);
-    world.state.project(mr.targetProjectId).mergeRequestHeads.set(mr.iid, head);
+    recordMergeRequestHead(world, world.state.project(mr.targetProjectId), mr);
   }
   emitMr(world, mr, userId, "reopen", {
     changes: { state_id: { previous: 2, current: 1 } },

@@ -89,6 +89,12 @@ export interface SimProtectedBranchRule {
   readonly pushAccessLevel: number;
   readonly mergeAccessLevel: number;
   readonly allowedToPushUserIds: readonly number[];
+  /** Premium: users and groups named in "Allowed to merge" / "Allowed to push" (`allowed_to_merge`, ...). */
+  readonly allowedToMergeUserIds: readonly number[];
+  readonly allowedToPushGroupIds: readonly number[];
+  readonly allowedToMergeGroupIds: readonly number[];
+  /** Deploy keys allowed to push (listed only: the simulator has no git over SSH). */
+  readonly allowedToPushDeployKeyIds: readonly number[];
   readonly allowForcePush: boolean;
 }
 

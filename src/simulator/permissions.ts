@@ -72,8 +72,10 @@ export function isProtected(project: ProjectRecord, branch: string): boolean {
 
 /**
  * `ProtectedRefAccess#check_access` for one rule: "No one" (0) never passes; a role level passes for users who can
- * push code and whose project access reaches it; an `allowed_to_push` user entry passes for that user if they are a
- * project member (EE `ProtectedRefUserAccess`).
+ * push code and whose project access reaches it; a user entry (`allowed_to_push` / `allowed_to_merge`) passes for
+ * that user if they are a project member, a group entry for the group's direct members (EE
+ * `ee/app/models/concerns/ee/protected_ref_access.rb`: `group.users.exists?`). Deploy-key entries never pass here:
+ * only a push over SSH with that key uses them.
  */
 function ruleGrants(
   state: SimState,
@@ -84,7 +86,10 @@ function ruleGrants(
 ): boolean {
   const level = action === "push" ? rule.pushAccessLevel : rule.mergeAccessLevel;
   const access = accessLevel(state, userId, project);
-  if (action === "push" && rule.allowedToPushUserIds.includes(userId) && access > AccessLevel.NoAccess) return true;
+  const users = action === "push" ? rule.allowedToPushUserIds : rule.allowedToMergeUserIds;
+  if (users.includes(userId) && access > AccessLevel.NoAccess) return true;
+  const groups = action === "push" ? rule.allowedToPushGroupIds : rule.allowedToMergeGroupIds;
+  if (groups.some((g) => state.groupMembers.get(g)?.has(userId))) return true;
   if (level === AccessLevel.NoAccess) return false;
   return access >= AccessLevel.Developer && access >= level;
 }

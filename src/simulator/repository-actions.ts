@@ -9,7 +9,7 @@ import { BLANK_SHA } from "./model.js";
 import { hookTime, mergeRequestPayload, pushPayload } from "./payloads.js";
 import { branchCreationRefusal, branchDeletionRefusal, branchUpdateRefusal, isProtected } from "./permissions.js";
 import { SimError } from "./sim-error.js";
-import type { ProjectRecord } from "./state.js";
+import type { MergeRequestRecord, ProjectRecord } from "./state.js";
 import { nowIso, type World } from "./world.js";
 
 /** A pre-receive refusal; the API answers these with 400 and the check's message (`Branches::*Service`). */
@@ -124,6 +124,24 @@ export function moveBranch(
 }
 
 /**
+ * The MR has a new head (`mr.sha`): `refs/merge-requests/:iid/head` in the target project points at it, and a new
+ * diff version records when (`MergeRequest#create_merge_request_diff`, `app/models/merge_request_diff.rb`).
+ */
+export function recordMergeRequestHead(world: World, target: ProjectRecord, mr: MergeRequestRecord): void {
+  target.mergeRequestHeads.set(mr.iid, mr.sha);
+  const versions = target.mergeRequestVersions.get(mr.iid) ?? [];
+  versions.push({
+    id: world.state.nextId("mergeRequestDiff"),
+    mergeRequestId: mr.id,
+    headCommitSha: mr.sha,
+    baseCommitSha: mr.baseSha,
+    startCommitSha: mr.startSha,
+    createdAt: nowIso(),
+  });
+  target.mergeRequestVersions.set(mr.iid, versions);
+}
+
+/**
  * `MergeRequests::RefreshService` for MRs whose source is (project, branch), in whichever project they target:
  * new head, `refs/merge-requests/:iid/head` fetched into the target (*inferred* from `MergeRequest#fetch_ref!`),
  * MR Hook `update` with `oldrev` on the target project.
@@ -145,7 +163,7 @@ function refreshMergeRequests(
       mr.sha = after;
       mr.updatedAt = nowIso();
       copyHistory(source, target, after);
-      target.mergeRequestHeads.set(mr.iid, after);
+      recordMergeRequestHead(world, target, mr);
       world.hooks.emit(
         target.id,
         "merge_request",

@@ -59,6 +59,8 @@ export interface ProjectRecord extends Omit<Mutable<SimProject>, "ciJobs"> {
   branches: Map<string, string>;
   /** `refs/merge-requests/:iid/head` of MRs targeting this project. */
   mergeRequestHeads: Map<number, string>;
+  /** MR iid → its diff versions (`merge_request_diffs`), oldest first: one per head the MR had. */
+  mergeRequestVersions: Map<number, MergeRequestVersionRecord[]>;
   protectedBranches: SimProtectedBranchRule[];
   /** Direct members: user id → access level. */
   members: Map<number, number>;
@@ -74,6 +76,16 @@ export interface ProjectRecord extends Omit<Mutable<SimProject>, "ciJobs"> {
 }
 
 /** Ids come from per-table sequences, like GitLab's database. */
+/** A row of `merge_request_diffs`: GitLab records one whenever an MR gets a new head (`MergeRequest#create_merge_request_diff`). */
+export interface MergeRequestVersionRecord {
+  id: number;
+  mergeRequestId: number;
+  headCommitSha: string;
+  baseCommitSha: string;
+  startCommitSha: string;
+  createdAt: string;
+}
+
 interface Sequences {
   user: number;
   namespace: number;
@@ -87,6 +99,7 @@ interface Sequences {
   hook: number;
   label: number;
   protectedBranch: number;
+  mergeRequestDiff: number;
 }
 
 export class SimState {
@@ -107,6 +120,7 @@ export class SimState {
     hook: 0,
     label: 0,
     protectedBranch: 0,
+    mergeRequestDiff: 0,
   };
 
   constructor(readonly baseUrl: string) {}

@@ -24,6 +24,26 @@ export function addUser(state: SimState, u: { username: string; name?: string; b
   return user;
 }
 
+/**
+ * Changes a user's username (the profile setting; `Users::UpdateService`). The id stays; the personal namespace
+ * follows the new name, and the old name is free for anyone to take (GitLab keeps only a redirect for the old
+ * namespace path, not a reservation of the username). Memberships, notes and MRs keep pointing at the same user.
+ */
+export function renameUser(state: SimState, userId: number, username: string): UserRecord {
+  const user = state.user(userId);
+  const taken = state.userByUsername(username);
+  if (taken && taken.id !== userId) throw new SimError("conflict", `Username ${username} has already been taken`);
+  user.username = username;
+  for (const project of state.projects.values()) {
+    const ns = project.namespace;
+    if (ns.kind !== "user" || ns.userId !== userId) continue;
+    project.namespace = { ...ns, fullPath: username };
+    project.pathWithNamespace = `${username}/${project.path}`;
+    project.webUrl = `${state.baseUrl}/${project.pathWithNamespace}`;
+  }
+  return user;
+}
+
 export function addGroup(state: SimState, g: { path: string; parentId?: number }): GroupRecord {
   const parent = g.parentId === undefined ? undefined : state.group(g.parentId);
   const fullPath = parent ? `${parent.fullPath}/${g.path}` : g.path;
@@ -103,6 +123,7 @@ function newProjectRecord(
     commits: new Map(),
     branches: new Map(),
     mergeRequestHeads: new Map(),
+    mergeRequestVersions: new Map(),
     protectedBranches: [],
     members: new Map(),
     mergeRequests: new Map(),
@@ -175,6 +196,10 @@ export function protectBranch(
     pushAccessLevel: number;
     mergeAccessLevel: number;
     allowedToPushUserIds?: number[];
+    allowedToMergeUserIds?: number[];
+    allowedToPushGroupIds?: number[];
+    allowedToMergeGroupIds?: number[];
+    allowedToPushDeployKeyIds?: number[];
     allowForcePush?: boolean;
   },
 ): void {
@@ -189,6 +214,10 @@ export function protectBranch(
     pushAccessLevel: r.pushAccessLevel,
     mergeAccessLevel: r.mergeAccessLevel,
     allowedToPushUserIds: r.allowedToPushUserIds ?? [],
+    allowedToMergeUserIds: r.allowedToMergeUserIds ?? [],
+    allowedToPushGroupIds: r.allowedToPushGroupIds ?? [],
+    allowedToMergeGroupIds: r.allowedToMergeGroupIds ?? [],
+    allowedToPushDeployKeyIds: r.allowedToPushDeployKeyIds ?? [],
     allowForcePush: r.allowForcePush ?? false,
   });
 }

@@ -3,20 +3,26 @@
  * folded back into the observation, so the next decide round sees GitLab as it now is (the created pipeline's id,
  * the branch where it now points) without reading it again.
  */
+import { PermanentError } from "../errors.js";
 import type { GitLabPort, Pipeline } from "../gitlab/port.js";
 import type { AuditLog } from "./audit.js";
 import type { Action, Observed } from "./model.js";
 import { STICKY_MARKER } from "./state.js";
 
-/** Executes the non-deferred actions and returns the observation updated with their results. */
+/**
+ * Executes the non-deferred actions and returns the observation updated with their results. `branchPrefix` is the
+ * configured trusted prefix: whatever decide asks, the only branch written or deleted is this MR's trusted branch.
+ */
 export async function applyActions(
   port: GitLabPort,
   observed: Observed,
   actions: readonly Action[],
+  branchPrefix: string,
 ): Promise<Observed> {
   let o = observed;
   const { projectId, iid } = o.mr;
   for (const a of actions) {
+    if (a.type === "ensureBranch" || a.type === "deleteBranch") assertOwnBranch(o, a.name, branchPrefix);
     switch (a.type) {
       case "record":
         o = { ...o, state: a.state };
@@ -120,6 +126,19 @@ export async function applyDeferred(
         throw new Error(`${a.type} is not deferred; use applyActions`);
     }
   }
+}
+
+/**
+ * The last line of defence for protected branches: a branch write or delete names this MR's trusted branch (the
+ * naming rule's name, under the trusted prefix), or it is a bug, never carried out. A record or an event that
+ * slipped another name past decide (`release/1.0`, another MR's grant) stops here.
+ */
+function assertOwnBranch(o: Observed, name: string, branchPrefix: string): void {
+  if (name === o.branchName && name.startsWith(branchPrefix)) return;
+  throw new PermanentError(
+    `refused to write or delete branch ${JSON.stringify(name)} for ${o.mr.projectId}!${o.mr.iid}: it is not this merge request's trusted branch ${JSON.stringify(o.branchName)}`,
+    "this is a bug in trusted-mr-bot (or a forged record it did not catch); please report it with this log line",
+  );
 }
 
 function withPipeline(o: Observed, pipeline: Pipeline): Observed {

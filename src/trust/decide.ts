@@ -28,6 +28,7 @@ export type DecideConfig = Pick<
   | "cancel_stale_pipelines"
   | "committer_branch_label"
   | "welcome_first_time_contributors"
+  | "require_sha"
 >;
 
 /** The emoji that acknowledges a command the bot carried out. */
@@ -48,12 +49,25 @@ export function decide(o: Observed, config: DecideConfig, trigger?: Trigger): Ac
 }
 
 /**
- * The trusted branch name rule: `<prefix><source branch>`, unless another open MR in the target project has the
- * same source branch name (two forks, or one branch into two targets): then `<prefix><source branch>-mr<iid>`.
- * The name is chosen once and recorded in the sticky state, so it never changes under an existing grant.
+ * The trusted branch name rule: `<prefix><source branch>-mr<iid>`. Collision-free by construction: the name ends
+ * in `-mr` and the MR's iid, and an iid is a maximal run of digits after `r` (no leading zero), so the name gives
+ * back exactly one iid, and iids are unique in the target project. No source branch name, however it is chosen
+ * (a fork's `feature-mr2`, say), can produce another MR's name. See {@link parseTrustedBranchName}.
  */
-export function trustedBranchName(prefix: string, mr: Pick<MergeRequest, "sourceBranch" | "iid">, shared: boolean) {
-  return shared ? `${prefix}${mr.sourceBranch}-mr${mr.iid}` : `${prefix}${mr.sourceBranch}`;
+export function trustedBranchName(prefix: string, mr: Pick<MergeRequest, "sourceBranch" | "iid">): string {
+  return `${prefix}${mr.sourceBranch}-mr${mr.iid}`;
+}
+
+/** The MR a trusted branch name was made for (its iid and source branch), or `undefined` if the rule gives no such name. */
+export function parseTrustedBranchName(
+  prefix: string,
+  name: string,
+): { iid: number; sourceBranch: string } | undefined {
+  if (!name.startsWith(prefix)) return undefined;
+  const match = /^(.+)-mr([1-9]\d*)$/.exec(name.slice(prefix.length));
+  if (!match?.[1] || !match[2]) return undefined;
+  const iid = Number(match[2]);
+  return Number.isSafeInteger(iid) ? { iid, sourceBranch: match[1] } : undefined;
 }
 
 /** The trusted pipeline among those on (trusted branch, SHA): the recorded one, else the newest the API created. */
@@ -108,7 +122,9 @@ function decideClosed(o: Observed, config: DecideConfig, trigger?: Trigger): Act
   if (!o.note && o.branch.sha === null) return deferred;
   let next = withPipelineFacts(o, o.state);
   const effects: Action[] = [];
-  const branchExists = o.branch.sha !== null;
+  // Only a branch this MR's own record says the bot made (or adopted) for it is deleted here; anything else under
+  // its name is left to the sweep, which deletes it once the MR has been closed for the grace period.
+  const branchExists = o.branch.sha !== null && next.owned === true;
   if (!next.closed || branchExists) {
     if (!next.closed && next.pipeline && isActive(next.pipeline.status)) {
       effects.push({ type: "cancelPipeline", pipelineId: next.pipeline.id });
@@ -124,6 +140,7 @@ function decideClosed(o: Observed, config: DecideConfig, trigger?: Trigger): Act
       grant: undefined,
       branch: undefined,
       branchSha: undefined,
+      owned: undefined,
       staleHead: undefined,
       mismatch: undefined,
       pipelineError: undefined,
@@ -155,17 +172,21 @@ function decideOpen(o: Observed, config: DecideConfig, trigger?: Trigger): Actio
   if (o.branch.fresh) {
     const branchSha = o.branch.sha;
     const grant = next.grant;
+    const pusher = o.pusher;
     next.branchSha = branchSha ?? undefined;
     if (branchSha === null) {
       next.mismatch = undefined;
+      next.owned = undefined;
       if (grant) {
-        next = revoke(o, next, grant.sha, o.pusher ?? "someone", "the trusted branch was deleted", deferred, effects);
+        next = revoke(o, next, grant.sha, pusher?.username ?? "someone", "the trusted branch was deleted", deferred, effects);
       }
     } else if (grant?.sha !== branchSha) {
-      if (branchSha === head) {
+      if (branchSha === head && pusher?.committer) {
+        // A committer pushed the trusted branch to the head by hand: that is a grant, by them.
         next = {
           ...next,
-          grant: { sha: head, by: o.pusher ?? "a committer", at: o.now, manual: true },
+          grant: { sha: head, by: pusher.username, at: o.now, manual: true },
+          owned: true,
           mismatch: undefined,
           revoked: undefined,
           staleHead: undefined,
@@ -176,25 +197,27 @@ function decideOpen(o: Observed, config: DecideConfig, trigger?: Trigger): Actio
           audit(o, {
             event: "grant",
             sha: head,
-            by: o.pusher ?? "unknown",
-            reason: "trusted branch pushed by hand",
+            by: pusher.username,
+            reason: "trusted branch pushed by hand by a committer",
             branch: o.branchName,
           }),
         );
       } else {
+        // Moved elsewhere, or to the head by someone who is not a committer (or whom no push event named):
+        // never a grant. Left as it is; nothing is started, and the note says so.
         if (grant) {
           const reason = `the trusted branch was moved by hand to ${shortSha(branchSha)}`;
-          next = revoke(o, next, grant.sha, o.pusher ?? "someone", reason, deferred, effects);
+          next = revoke(o, next, grant.sha, pusher?.username ?? "someone", reason, deferred, effects);
           next.branchSha = branchSha;
         }
-        next.mismatch = { sha: branchSha };
+        next.mismatch = { sha: branchSha, ...(pusher && !pusher.committer ? { by: pusher.username } : {}) };
       }
     } else {
       next.mismatch = undefined;
     }
   }
 
-  if (trigger) next = decideCommand(o, next, trigger, effects, deferred);
+  if (trigger) next = decideCommand(o, config, next, trigger, effects, deferred);
   if (effects.some((a) => FACT_PRODUCING_ACTIONS.has(a.type))) {
     return [record(next), ...effects, ...deferred];
   }
@@ -248,6 +271,7 @@ function decideOpen(o: Observed, config: DecideConfig, trigger?: Trigger): Actio
 
 function decideCommand(
   o: Observed,
+  config: DecideConfig,
   state: StickyState,
   t: Trigger,
   effects: Action[],
@@ -266,20 +290,9 @@ function decideCommand(
   }
   switch (t.command) {
     case "trust": {
-      if (t.sha && !head.toLowerCase().startsWith(t.sha)) {
-        deferred.push(
-          reply(
-            `Not trusted: you named \`${t.sha}\`, but the head of this merge request is \`${shortSha(head)}\`. Review \`${shortSha(head)}\` and comment \`/trust ${shortSha(head)}\`.`,
-          ),
-        );
-        return next;
-      }
-      if (!t.sha && t.seenSha && t.seenSha !== head) {
-        deferred.push(
-          reply(
-            `Not trusted: the head of this merge request moved to \`${shortSha(head)}\` after you commented (you saw \`${shortSha(t.seenSha)}\`). Review [the new commits](${compareUrl(o.mr, t.seenSha, head)}) and comment \`/trust\` again.`,
-          ),
-        );
+      const refusal = shaRefusal(o, config, t);
+      if (refusal) {
+        deferred.push(reply(refusal));
         return next;
       }
       next = handled(next, t.noteId);
@@ -299,6 +312,7 @@ function decideCommand(
         ...next,
         grant: { sha: head, by: t.author.username, at: o.now, noteUrl: t.noteUrl },
         branchSha: head,
+        owned: true,
         pipeline: undefined,
         pipelineError: undefined,
         revoked: undefined,
@@ -319,18 +333,20 @@ function decideCommand(
       deferred.push(award(t.noteId));
       next = revoke(o, next, next.grant?.sha ?? next.branchSha, t.author.username, "/untrust", deferred, effects);
       effects.push({ type: "deleteBranch", name: o.branchName });
-      return { ...next, branchSha: undefined, mismatch: undefined };
+      return { ...next, branchSha: undefined, owned: undefined, mismatch: undefined };
     }
     case "retest": {
       const grant = next.grant;
       if (!grant || next.branchSha !== grant.sha) {
-        deferred.push(reply("Nothing is trusted yet: a committer reviews the changes and comments `/trust` first."));
+        deferred.push(
+          reply(`Nothing is trusted yet: a committer reviews the changes and comments \`/trust ${head}\` first.`),
+        );
         return next;
       }
       if (grant.sha !== head) {
         deferred.push(
           reply(
-            `Trust is stale: \`${shortSha(grant.sha)}\` was trusted, the head is now \`${shortSha(head)}\`. Review [the new commits](${compareUrl(o.mr, grant.sha, head)}) and comment \`/trust\` to run the pipeline for them.`,
+            `Trust is stale: \`${shortSha(grant.sha)}\` was trusted, the head is now \`${shortSha(head)}\`. Review [the new commits](${compareUrl(o.mr, grant.sha, head)}) and comment \`/trust ${head}\` to run the pipeline for them.`,
           ),
         );
         return next;
@@ -368,6 +384,32 @@ function decideCommand(
     }
   }
   return next;
+}
+
+/**
+ * Why a committer's `/trust` cannot grant the head (the reply), or `undefined` when it can. The SHA must be the one
+ * the committer reviewed: a named SHA is the full head, or at least 12 hex of it that the note's payload also saw
+ * as the head (shorter prefixes are refused by the parser: a commit can be crafted to share 7 or 8 hex in minutes).
+ * A bare `/trust` grants the head only if it was already the head before the comment was written (GitLab's diff
+ * versions against the note's time), unless `trust.require_sha` makes the SHA mandatory.
+ */
+function shaRefusal(o: Observed, config: DecideConfig, t: Trigger): string | undefined {
+  const head = o.mr.sha;
+  const again = `Review it and comment \`/trust ${head}\`.`;
+  if (t.sha) {
+    if (t.sha.length === 40 ? t.sha === head : head.startsWith(t.sha) && t.seenSha === head) return undefined;
+    return `Not trusted: the SHA you named is not the head of this merge request, \`${head}\`. ${again}`;
+  }
+  if (config.require_sha) {
+    return `Not trusted: this project asks committers to name the commit they reviewed. The head is \`${head}\`; if that is what you reviewed, comment \`/trust ${head}\`.`;
+  }
+  if (t.seenSha && t.seenSha !== head) {
+    return `Not trusted: the head of this merge request moved to \`${head}\` after you commented (you saw \`${t.seenSha}\`). Review [the new commits](${compareUrl(o.mr, t.seenSha, head)}) and comment \`/trust ${head}\`.`;
+  }
+  if (t.headPrecedesComment !== true) {
+    return `Not trusted: \`${head}\` became the head of this merge request as you commented, so it may not be the commit you reviewed. ${again}`;
+  }
+  return undefined;
 }
 
 /** Ends a grant: cancels its running pipeline and records who revoked it and why. */
@@ -494,16 +536,22 @@ export function desiredStatus(
   if (trusted) {
     return result(
       "pending",
-      `New commits since trusted ${shortSha(trusted.sha)}: a committer must review ${shortSha(head)} and comment /trust`,
+      `New commits since trusted ${shortSha(trusted.sha)}: a committer must review them and comment /trust ${head}`,
     );
   }
-  if (state.mismatch) {
+  if (state.mismatch && state.mismatch.sha !== head) {
     return result(
       "pending",
       `${state.branch ?? "The trusted branch"} points at ${shortSha(state.mismatch.sha)}, not the head ${shortSha(head)}: waiting for a committer`,
     );
   }
-  return result("pending", `Waiting for a committer to review ${shortSha(head)} and comment /trust`);
+  if (state.mismatch) {
+    return result(
+      "pending",
+      `${state.branch ?? "The trusted branch"} was not pushed by a committer: waiting for a committer to comment /trust ${head}`,
+    );
+  }
+  return result("pending", `Waiting for a committer to review and comment /trust ${head}`);
 }
 
 function handled(state: StickyState, noteId: number): StickyState {

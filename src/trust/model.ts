@@ -36,8 +36,11 @@ export interface Observed {
    * otherwise taken from the state (what the bot last saw or wrote).
    */
   branch: { sha: string | null; fresh: boolean };
-  /** Username of whoever pushed the trusted branch by hand, from the push event (manual flow). */
-  pusher?: string;
+  /**
+   * Whoever pushed the trusted branch by hand, from the push event (manual flow), and whether they are a committer
+   * (a hand-pushed branch is adopted as a grant only then).
+   */
+  pusher?: { username: string; committer: boolean; reason: string };
   /** Every pipeline on (trusted branch, its head), newest first, when listed in this pass. */
   pipelines?: Pipeline[];
   /** The trusted pipeline as read (or created, retried, canceled) in this pass. */
@@ -58,6 +61,11 @@ export interface CommandTrigger {
   /** `merge_request.last_commit.id` in the note payload: the head the commenter saw. */
   seenSha?: string;
   authorization?: Authorization;
+  /**
+   * For a bare `/trust`: whether the MR head was already the head before the comment was written (GitLab's MR
+   * diff versions against the note's creation time); `undefined` when not looked up.
+   */
+  headPrecedesComment?: boolean;
 }
 
 export type Trigger = CommandTrigger;

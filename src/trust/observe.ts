@@ -9,10 +9,12 @@
  * - the trusted pipeline is read when an event reports a status the record does not have, or while the record
  *   says it is still running (one call: the jobs list carries the pipeline's status), plus the test report once
  *   it failed; the pipelines on the trusted branch are listed only when one the record does not know shows up;
- * - the committer-branch check, the first-time-contributor check and the trusted branch name are read once per MR.
+ * - the committer-branch check and the first-time-contributor check are read once per MR; the trusted branch name
+ *   needs no read at all (the naming rule gives it from the MR alone).
  * A sweep sets the "full" hint, so every MR is periodically read from scratch: caches and lost events heal.
  */
 import type { GitLabPort, PipelineStatus, User } from "../gitlab/port.js";
+import type { Authorization } from "./authorize.js";
 import type { MrKey } from "../queue/jobs.js";
 import { chooseTrustedPipeline, type DecideConfig, trustedBranchName } from "./decide.js";
 import { isActive, isFinished, mirroredStatus, type Observed } from "./model.js";
@@ -26,6 +28,8 @@ export interface ObserveContext {
   config: ObserveConfig;
   bot: User;
   now: string;
+  /** Whether a user is a committer in a project, with the reason (committers.ts). */
+  authorize(projectId: number, user: User): Promise<Authorization>;
 }
 
 /** Reads one MR's situation; `undefined` when the MR does not exist (any more). */
@@ -52,18 +56,21 @@ export async function observe(
       ...base,
       committerBranch,
       state: EMPTY_STATE,
-      branchName: trustedBranchName(config.branch_prefix, mr, false),
+      branchName: trustedBranchName(config.branch_prefix, mr),
       branch: { sha: null, fresh: false },
     };
   }
 
+  // The sticky note is the bot's own: found by the id the bot last knew, else as the bot's first note that starts
+  // with the marker. Its record is believed only if it is about this MR's trusted branch (state.ts).
+  const branchName = trustedBranchName(config.branch_prefix, mr);
   const note =
     full || !cache
-      ? await port.findStickyNote(mr.projectId, mr.iid, STICKY_MARKER, ctx.bot.id)
+      ? await port.findStickyNote(mr.projectId, mr.iid, STICKY_MARKER, ctx.bot.id, cache?.noteId ?? undefined)
       : cache.noteId !== null && cache.noteBody !== null
         ? { id: cache.noteId, body: cache.noteBody }
         : undefined;
-  const state = decodeState(note?.body);
+  const state = decodeState(note?.body, { branch: branchName });
   const open = mr.state === "opened";
 
   const firstTime =
@@ -71,20 +78,16 @@ export async function observe(
       ? !(await port.hasMergedMergeRequest(mr.projectId, mr.author.id))
       : undefined;
 
-  let branchName = state.branch;
-  if (!branchName) {
-    const shared = open
-      ? (await port.listOpenMergeRequests(mr.projectId, { sourceBranch: mr.sourceBranch })).some(
-          (other) => other.iid !== mr.iid,
-        )
-      : false;
-    branchName = trustedBranchName(config.branch_prefix, mr, shared);
-  }
-
   let branch: Observed["branch"] = { sha: state.branchSha ?? null, fresh: false };
   if (full || hints.branch) {
     branch = { sha: (await port.getBranch(mr.projectId, branchName))?.sha ?? null, fresh: true };
   }
+  // A hand-pushed trusted branch becomes a grant only if its pusher is a committer (decide.ts), so ask now.
+  const pushedBy = hints.branch?.pusher;
+  const pusher =
+    pushedBy && open
+      ? { username: pushedBy.username, ...(await ctx.authorize(mr.projectId, pushedBy)) }
+      : undefined;
 
   return {
     ...base,
@@ -94,7 +97,7 @@ export async function observe(
     ...(firstTime !== undefined ? { firstTime } : {}),
     branchName,
     branch,
-    ...(hints.branch?.pusher ? { pusher: hints.branch.pusher } : {}),
+    ...(pusher ? { pusher: { username: pusher.username, committer: pusher.committer, reason: pusher.reason } } : {}),
   };
 }
 

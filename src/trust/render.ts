@@ -15,9 +15,31 @@ export function shortSha(sha: string): string {
   return sha.slice(0, 8);
 }
 
-/** `@name` for a username; descriptions such as "a committer" (a hand-made branch, pusher unknown) as they are. */
+/** `@name` for a username; anything else (a description such as "someone") as escaped text. */
 export function mention(who: string): string {
-  return /^[\w.-]+$/.test(who) ? `@${who}` : who;
+  return /^[\w.-]+$/.test(who) ? `@${who}` : escapeText(who);
+}
+
+/**
+ * `text` as a Markdown code span that nothing in it can end: the fence is one backtick longer than the longest run
+ * inside (CommonMark 6.1), padded when the text starts or ends with a backtick. Inside a code span GitLab renders
+ * no mention, reference or HTML, so a branch named ``x`@all`` stays text. Line breaks (never in a git ref) are
+ * flattened so the span cannot become a block.
+ */
+export function code(text: string): string {
+  const flat = text.replace(/[\r\n]+/g, " ");
+  const longest = Math.max(0, ...[...flat.matchAll(/`+/g)].map((m) => m[0].length));
+  const fence = "`".repeat(longest + 1);
+  const pad = flat.startsWith("`") || flat.endsWith("`") || /^ .* $/.test(flat) ? " " : "";
+  return `${fence}${pad}${flat}${pad}${fence}`;
+}
+
+/**
+ * `text` as plain Markdown text: every ASCII punctuation character backslash-escaped (CommonMark 2.4), `@` and `#`
+ * included, so GitLab makes no mention, reference, link, emphasis or HTML of it.
+ */
+export function escapeText(text: string): string {
+  return text.replace(/[\r\n]+/g, " ").replace(/[!-/:-@[-`{-~]/g, (c) => `\\${c}`);
 }
 
 /** `2024-05-01 12:34 UTC`. */
@@ -31,7 +53,7 @@ export function helpText(): string {
   return [
     "Commands for committers (one per comment, on a line of its own):",
     "",
-    "- `/trust` (or `/ok-to-test`): run the trusted pipeline for the current head commit. `/trust <sha>` names the commit you reviewed; the bot refuses if the head is a different one.",
+    "- `/trust <sha>` (or `/ok-to-test <sha>`): run the trusted pipeline for the commit you reviewed, named by its full SHA (or at least 12 characters of it); refused if the head is a different commit. A bare `/trust` trusts the head only if it was already the head before you commented.",
     "- `/untrust`: remove the trusted branch and cancel its pipelines.",
     "- `/retest`: retry the failed jobs of the trusted pipeline (or start a new one).",
     "- `/help`: this list.",
@@ -42,13 +64,11 @@ export function renderNote(state: StickyState, o: Pick<Observed, "mr">, config: 
   const { mr } = o;
   const lines: string[] = [encodeState(state), "#### Trusted pipeline", ""];
   const isFork = mr.sourceProjectId !== mr.projectId;
-  const from = isFork ? "a fork" : `\`${mr.sourceBranch}\`, a branch that is not protected`;
+  const from = isFork ? "a fork" : `${code(mr.sourceBranch)}, a branch that is not protected`;
   const head = mr.sha;
 
   if (state.closed) {
-    const deleted = state.closed.deletedBranch
-      ? ` The trusted branch \`${state.closed.deletedBranch}\` was deleted.`
-      : "";
+    const deleted = state.closed.deletedBranch ? ` The trusted branch ${code(state.closed.deletedBranch)} was deleted.` : "";
     lines.push(
       `This merge request was ${state.closed.state} on ${formatTime(state.closed.at)}.${deleted}${state.closed.state === "closed" ? " Reopening it starts over: a committer reviews and comments `/trust`." : ""}`,
     );
@@ -64,9 +84,9 @@ export function renderNote(state: StickyState, o: Pick<Observed, "mr">, config: 
   const trusted = grant && state.branchSha === grant.sha ? grant : undefined;
   if (trusted && trusted.sha === head) {
     const how = trusted.manual ? " (trusted branch pushed by hand)" : "";
-    const link = trusted.noteUrl ? ` ([comment](${trusted.noteUrl}))` : "";
+    const link = trusted.noteUrl ? ` ([comment](${linkTarget(trusted.noteUrl)}))` : "";
     lines.push(
-      `**Trusted.** Commit \`${shortSha(trusted.sha)}\` was trusted by ${mention(trusted.by)} on ${formatTime(trusted.at)}${link}${how}. Its trusted pipeline runs on the protected branch \`${state.branch}\`.`,
+      `**Trusted.** Commit \`${trusted.sha}\` was trusted by ${mention(trusted.by)} on ${formatTime(trusted.at)}${link}${how}. Its trusted pipeline runs on the protected branch ${code(state.branch ?? "")}.`,
     );
     if (state.pipelineError?.sha === head) {
       lines.push("", `GitLab did not start the trusted pipeline: ${state.pipelineError.message}`);
@@ -75,23 +95,31 @@ export function renderNote(state: StickyState, o: Pick<Observed, "mr">, config: 
   } else if (trusted) {
     const compare = compareUrl(mr, trusted.sha, head);
     lines.push(
-      `**Trust is stale.** New commits arrived after \`${shortSha(trusted.sha)}\` was trusted by ${mention(trusted.by)}; the head is now \`${shortSha(head)}\`. A committer must review [the changes since the trusted commit](${compare}) and comment \`/trust\` again. Nothing runs until then.`,
+      `**Trust is stale.** New commits arrived after \`${shortSha(trusted.sha)}\` was trusted by ${mention(trusted.by)}; the head is now \`${head}\`. A committer must review [the changes since the trusted commit](${compare}) and trust the new head. Nothing runs until then.`,
     );
+    appendInvitation(lines, head);
     appendPipeline(lines, state, `Last trusted pipeline (for \`${shortSha(trusted.sha)}\`)`);
   } else {
     lines.push(
-      `**Waiting for a committer.** This merge request comes from ${from}, so its own pipelines run without protected variables and runners. A committer reviews the changes and comments \`/trust\` to run the trusted pipeline for exactly the reviewed commit (now \`${shortSha(head)}\`).`,
+      `**Waiting for a committer.** This merge request comes from ${from}, so its own pipelines run without protected variables and runners. A committer reviews the changes and trusts exactly the reviewed commit (now \`${head}\`) to run the trusted pipeline for it.`,
     );
-    if (state.mismatch) {
+    appendInvitation(lines, head);
+    const m = state.mismatch;
+    if (m) {
+      const branch = code(state.branch ?? "");
       lines.push(
         "",
-        `The trusted branch \`${state.branch}\` points at \`${shortSha(state.mismatch.sha)}\`, not at the head of this merge request, so nothing was started.`,
+        m.sha !== head
+          ? `The trusted branch ${branch} points at \`${m.sha}\`, not at the head of this merge request, so nothing was started.`
+          : m.by
+            ? `The trusted branch ${branch} was pushed to the head by ${mention(m.by)}, who is not a committer, so it is not a grant and nothing was started.`
+            : `The trusted branch ${branch} points at the head, but no committer is known to have put it there, so it is not a grant and nothing was started.`,
       );
     }
     if (state.revoked) {
       lines.push(
         "",
-        `Trust${state.revoked.sha ? ` in \`${shortSha(state.revoked.sha)}\`` : ""} was revoked by ${mention(state.revoked.by)} on ${formatTime(state.revoked.at)} (${state.revoked.reason}).`,
+        `Trust${state.revoked.sha ? ` in \`${shortSha(state.revoked.sha)}\`` : ""} was revoked by ${mention(state.revoked.by)} on ${formatTime(state.revoked.at)} (${escapeText(state.revoked.reason)}).`,
       );
     }
   }
@@ -102,9 +130,9 @@ export function renderNote(state: StickyState, o: Pick<Observed, "mr">, config: 
 function appendPipeline(lines: string[], state: StickyState, title = "Pipeline"): void {
   const p = state.pipeline;
   if (!p) return;
-  lines.push("", `${title}: [#${p.id}](${p.url}) **${p.status}**.`);
+  lines.push("", `${title}: [#${p.id}](${linkTarget(p.url)}) **${escapeText(p.status)}**.`);
   if (p.failedJobs && p.failedJobs.length > 0) {
-    lines.push("", `Failed jobs: ${p.failedJobs.map((j) => `[${j.name}](${j.url})`).join(", ")}.`);
+    lines.push("", `Failed jobs: ${p.failedJobs.map((j) => `[${code(j.name)}](${linkTarget(j.url)})`).join(", ")}.`);
   }
   const t = p.tests;
   if (t) {
@@ -115,10 +143,20 @@ function appendPipeline(lines: string[], state: StickyState, title = "Pipeline")
     const failing = t.suites.filter((s) => s.failed + s.error > 0);
     if (failing.length > 0) {
       lines.push(
-        `Failing suites: ${failing.map((s) => `${s.name} (${s.failed + s.error} of ${s.total})`).join(", ")}.`,
+        `Failing suites: ${failing.map((s) => `${code(s.name)} (${s.failed + s.error} of ${s.total})`).join(", ")}.`,
       );
     }
   }
+}
+
+/** The ready-to-copy command that trusts exactly `head`, in a code block (the bot never runs its own notes). */
+function appendInvitation(lines: string[], head: string): void {
+  lines.push("", "To trust it, a committer comments:", "", "```", `/trust ${head}`, "```");
+}
+
+/** A URL as a Markdown link destination: in `<...>`, where only `<`, `>` and line breaks could end it. */
+function linkTarget(url: string): string {
+  return `<${url.replace(/[<>\r\n]/g, encodeURIComponent)}>`;
 }
 
 /** The compare view in the target project, from the trusted commit to the head (re-review covers only that). */

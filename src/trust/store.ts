@@ -11,7 +11,6 @@
  * - Pass markers: "a job holding this MR's lock will look at the hints again before it lets go". A pipeline event
  *   that arrives meanwhile (typically the echo of the bot's own write) leaves its hint and enqueues nothing; the
  *   job compares it with what it recorded and runs another pass if it tells something new.
- * - Branch owners: which MR a trusted branch belongs to, so a pipeline event maps to its MR without an API call.
  * - The bot's own user, and when the sweep first saw an orphaned trusted branch.
  */
 import { randomUUID } from "node:crypto";
@@ -31,7 +30,7 @@ export interface Hints {
   /** Read everything again (sweep, or a cold cache). */
   full: boolean;
   /** The trusted branch was pushed (created, moved, deleted) by someone other than the bot. */
-  branch?: { pusher?: string };
+  branch?: { pusher?: User };
   /**
    * Pipelines on the trusted branch whose status changed, with the status the event reported: one entry per
    * (pipeline, status), so events that arrive out of order or pile up before a reconcile all count.
@@ -60,7 +59,6 @@ export interface PipelineHint {
 
 const CACHE_TTL_SECONDS = 24 * 3600;
 const HINT_TTL_SECONDS = 24 * 3600;
-const OWNER_TTL_SECONDS = 30 * 24 * 3600;
 const BOT_TTL_SECONDS = 3600;
 
 /**
@@ -131,7 +129,7 @@ export class TrustStore {
     await this.hint(mr, "full", randomUUID());
   }
 
-  async hintBranch(mr: MrKey, pusher?: string): Promise<void> {
+  async hintBranch(mr: MrKey, pusher?: User): Promise<void> {
     await this.hint(mr, "branch", JSON.stringify({ pusher, n: randomUUID() }));
   }
 
@@ -200,16 +198,6 @@ export class TrustStore {
     return this.key("pass", mr.projectId, mr.mrIid);
   }
 
-  async branchOwner(projectId: number, branch: string): Promise<number | undefined> {
-    const raw = await this.redis.get(this.key("owner", projectId, branch));
-    const iid = raw === null ? Number.NaN : Number(raw);
-    return Number.isInteger(iid) ? iid : undefined;
-  }
-
-  async setBranchOwner(projectId: number, branch: string, iid: number): Promise<void> {
-    await this.redis.set(this.key("owner", projectId, branch), String(iid), "EX", OWNER_TTL_SECONDS);
-  }
-
   async botUser(load: () => Promise<User>): Promise<User> {
     const key = this.key("bot-user");
     const raw = await this.redis.get(key);
@@ -236,6 +224,43 @@ export class TrustStore {
   async forgetOrphan(projectId: number, branch: string): Promise<void> {
     await this.redis.del(this.key("orphan", projectId, branch));
   }
+
+  /**
+   * The reason `userId` was refused as a committer in `projectId` within the last `ttlSeconds` (committers.ts).
+   * Only refusals are cached, never grants: a Maintainer demoted a second ago must not stay a committer.
+   */
+  async cachedRefusal(projectId: number, userId: number): Promise<string | undefined> {
+    return (await this.redis.get(this.key("refusal", projectId, userId))) ?? undefined;
+  }
+
+  async cacheRefusal(projectId: number, userId: number, reason: string, ttlSeconds: number): Promise<void> {
+    await this.redis.set(this.key("refusal", projectId, userId), reason, "EX", ttlSeconds);
+  }
+
+  /**
+   * Whether the refused `userId` was answered on `mr` within the reply window, or is being answered right now
+   * (see {@link claimRefusalAnswer}).
+   */
+  async refusalAnswered(mr: MrKey, userId: number): Promise<boolean> {
+    return (await this.redis.exists(this.refusalAnswerKey(mr, userId))) === 1;
+  }
+
+  /**
+   * Claims the one answer the refused `userId` gets on `mr` for `ttlSeconds`; `false` when it was claimed already.
+   * Atomic, so it holds without the MR lock too. The job that fails before answering gives the claim back
+   * ({@link releaseRefusalAnswer}) so that its retry answers.
+   */
+  async claimRefusalAnswer(mr: MrKey, userId: number, ttlSeconds: number): Promise<boolean> {
+    return (await this.redis.set(this.refusalAnswerKey(mr, userId), "1", "EX", ttlSeconds, "NX")) === "OK";
+  }
+
+  async releaseRefusalAnswer(mr: MrKey, userId: number): Promise<void> {
+    await this.redis.del(this.refusalAnswerKey(mr, userId));
+  }
+
+  private refusalAnswerKey(mr: MrKey, userId: number): string {
+    return this.key("refusal-answered", mr.projectId, mr.mrIid, userId);
+  }
 }
 
 /** A flat `[field, value, ...]` reply as an object. */
@@ -252,8 +277,8 @@ function parseHints(raw: Record<string, string>): Hints {
   for (const [field, value] of Object.entries(raw)) {
     try {
       if (field === "branch") {
-        const { pusher } = JSON.parse(value) as { pusher?: string };
-        hints.branch = pusher ? { pusher } : {};
+        const { pusher } = JSON.parse(value) as { pusher?: unknown };
+        hints.branch = isUser(pusher) ? { pusher: { id: pusher.id, username: pusher.username } } : {};
       } else if (field.startsWith("pipeline:")) {
         const { status } = JSON.parse(value) as { status: string };
         const id = Number(field.split(":")[1]);
@@ -265,4 +290,9 @@ function parseHints(raw: Record<string, string>): Hints {
     }
   }
   return hints;
+}
+
+function isUser(value: unknown): value is User {
+  const u = value as Partial<User> | null | undefined;
+  return typeof u?.id === "number" && typeof u.username === "string";
 }

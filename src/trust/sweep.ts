@@ -4,14 +4,16 @@
  * For every project it covers (`sweep.projects`, or every project where the bot is a Maintainer):
  * - every open MR gets a full reconcile (the "full" hint makes observe read the note, the trusted branch and its
  *   pipelines again instead of trusting caches);
- * - every trusted branch that no open MR can own is deleted once its MR has been merged or closed for
- *   `sweep.grace_seconds`, or, when no MR has that source branch at all, once the sweep has seen it orphaned for
- *   that long; the MR is then reconciled so its sticky comment says so.
+ * - every trusted branch that no open MR owns is deleted once the MR its name gives (`parseTrustedBranchName`) has
+ *   been merged or closed for `sweep.grace_seconds`, or, when its name gives no existing MR, once the sweep has seen
+ *   it orphaned for that long; the MR is then reconciled so its sticky comment says so. Only names under the
+ *   trusted prefix are ever listed, so nothing else is ever deleted.
  */
 import type { Config } from "../config/config.js";
 import type { GitLabPort, MergeRequest, Project } from "../gitlab/port.js";
 import type { JobContext, SweepJob } from "../queue/jobs.js";
 import type { AuditLog } from "./audit.js";
+import { parseTrustedBranchName, trustedBranchName } from "./decide.js";
 import type { TrustStore } from "./store.js";
 
 export interface SweepDeps {
@@ -61,17 +63,15 @@ async function sweepBranches(deps: SweepDeps, project: Project, open: MergeReque
   const prefix = config.trust.branch_prefix;
   const grace = config.sweep.grace_seconds * 1000;
   const nowMs = deps.now().getTime();
-  const owned = new Set(
-    open.flatMap((mr) => [`${prefix}${mr.sourceBranch}`, `${prefix}${mr.sourceBranch}-mr${mr.iid}`]),
-  );
+  const owned = new Set(open.map((mr) => trustedBranchName(prefix, mr)));
   let deleted = 0;
   for (const branch of await port.listBranches(project.id, prefix)) {
     if (owned.has(branch.name)) {
       await store.forgetOrphan(project.id, branch.name);
       continue;
     }
-    const mr = await mergeRequestOf(port, project.id, branch.name.slice(prefix.length));
-    if (mr?.state === "opened") continue; // an open MR under a name the rule did not predict: its reconcile decides
+    const mr = await mergeRequestOf(port, project.id, prefix, branch.name);
+    if (mr?.state === "opened") continue; // opened since the list was read: its reconcile decides
     const since = mr
       ? Date.parse(mr.mergedAt ?? mr.closedAt ?? mr.updatedAt)
       : await store.orphanSince(project.id, branch.name, nowMs, config.sweep.grace_seconds + 24 * 3600);
@@ -84,7 +84,7 @@ async function sweepBranches(deps: SweepDeps, project: Project, open: MergeReque
         ...(mr ? { mrIid: mr.iid } : {}),
         sha: branch.sha,
         by: "sweep",
-        reason: mr ? `merge request ${mr.state}` : "no merge request has this source branch",
+        reason: mr ? `merge request ${mr.state}` : "its name names no merge request",
         branch: branch.name,
         at: deps.now().toISOString(),
       });
@@ -99,12 +99,15 @@ async function sweepBranches(deps: SweepDeps, project: Project, open: MergeReque
   return deleted;
 }
 
-/** The MR a trusted branch was made for: `<source>-mr<iid>` names it; otherwise the newest MR from `<source>`. */
-async function mergeRequestOf(port: GitLabPort, projectId: number, rest: string): Promise<MergeRequest | undefined> {
-  const suffixed = /^(.+)-mr(\d+)$/.exec(rest);
-  if (suffixed?.[1] && suffixed[2]) {
-    const mr = await port.getMergeRequest(projectId, Number(suffixed[2]));
-    if (mr?.sourceBranch === suffixed[1]) return mr;
-  }
-  return (await port.listMergeRequests(projectId, { state: "all", sourceBranch: rest, limit: 1 }))[0];
+/** The MR a trusted branch was made for, as its name says (`parseTrustedBranchName`), if that MR exists. */
+async function mergeRequestOf(
+  port: GitLabPort,
+  projectId: number,
+  prefix: string,
+  name: string,
+): Promise<MergeRequest | undefined> {
+  const parsed = parseTrustedBranchName(prefix, name);
+  if (!parsed) return undefined;
+  const mr = await port.getMergeRequest(projectId, parsed.iid);
+  return mr?.sourceBranch === parsed.sourceBranch ? mr : undefined;
 }

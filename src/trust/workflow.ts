@@ -16,7 +16,7 @@
 import type { Config } from "../config/config.js";
 import { PermanentError } from "../errors.js";
 import { GitbeakerAdapter } from "../gitlab/gitbeaker-adapter.js";
-import type { GitLabPort, User } from "../gitlab/port.js";
+import type { GitLabPort, MergeRequestVersion, User } from "../gitlab/port.js";
 import type {
   CommandJob,
   JobContext,
@@ -32,8 +32,9 @@ import type { Metrics } from "../metrics.js";
 import type { Redis } from "../redis.js";
 import { applyActions, applyDeferred } from "./apply.js";
 import { type AuditLog, createAuditLog } from "./audit.js";
-import { authorize, type CommitterFacts, factsNeeded } from "./authorize.js";
-import { decide } from "./decide.js";
+import type { Authorization } from "./authorize.js";
+import { Committers, REFUSAL_REPLY_WINDOW_SECONDS } from "./committers.js";
+import { decide, parseTrustedBranchName } from "./decide.js";
 import { type Action, DEFERRED_ACTIONS, type Observed, type Trigger } from "./model.js";
 import { observe, observePipelines, type PipelineWants, pipelineHintIsNews } from "./observe.js";
 import { type ParsedComment, parseComment } from "./parse-command.js";
@@ -45,6 +46,8 @@ import { runSweep } from "./sweep.js";
 interface ParsedCommandJob {
   job: CommandJob;
   parsed: Extract<ParsedComment, { kind: "command" }>;
+  /** The commenter's authorization, when `command` asked before the pass (every command but `/help`). */
+  authorization?: Authorization;
 }
 
 /** Rounds of decide/apply per job; more means decide does not converge (a bug), so the job stops and says so. */
@@ -77,6 +80,8 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
   const audit: AuditLog = createAuditLog(deps.redis, config.redis.prefix, deps.logger);
   const now = deps.now ?? (() => new Date());
   const botUser = (): Promise<User> => store.botUser(() => port.currentUser());
+  /** Who is a committer: one per process, so `trust.committer_users` names are resolved once. */
+  const committers = new Committers({ port, config: trust, store, logger: deps.logger });
 
   /**
    * Converges an MR: a pass (observe, decide, apply, record), then a look at the hints that arrived meanwhile.
@@ -132,12 +137,18 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     command?: ParsedCommandJob,
   ): Promise<Observed["state"] | undefined> {
     const bot = await botUser();
-    let o = await observe({ port, config: trust, bot, now: now().toISOString() }, key, cache, hints);
+    // A bare `/trust` needs to know when the head became the head and when the comment was written: read in
+    // parallel with the MR, they cost no extra round trip.
+    const timing = command && isBareTrust(command) ? commentTiming(key, command.job.noteId) : undefined;
+    timing?.catch(() => undefined); // awaited below; an early MR-read failure must not leave it unhandled
+    const authorize = (projectId: number, user: User) => committers.authorize(projectId, user);
+    let o = await observe({ port, config: trust, bot, now: now().toISOString(), authorize }, key, cache, hints);
     if (!o) {
       log.info({ reason }, "merge request not found; nothing to do");
       return undefined;
     }
-    const trigger = command ? await commandTrigger(command, o) : undefined;
+    let trigger = command ? await commandTrigger(command, o) : undefined;
+    if (trigger && timing) trigger = { ...trigger, headPrecedesComment: headPrecedes(o.mr.sha, await timing) };
     const wants: PipelineWants = {
       full: hints.full || !cache,
       fresh: trigger?.command === "retest",
@@ -156,7 +167,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       deferred.push(...actions.filter((a) => DEFERRED_ACTIONS.has(a.type)));
       const effects = actions.filter((a) => !DEFERRED_ACTIONS.has(a.type));
       log.debug({ round, reason, actions: effects.map((a) => a.type) }, "decided");
-      o = await applyActions(port, o, effects);
+      o = await applyActions(port, o, effects, trust.branch_prefix);
       if (effects.every((a) => a.type === "record")) break;
     }
     await applyDeferred(port, audit, o.mr, deferred);
@@ -164,8 +175,17 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     return o.state;
   }
 
+  /** When the comment was written (GitLab's note time) and the MR's diff versions, for a bare `/trust`. */
+  async function commentTiming(key: MrKey, noteId: number): Promise<CommentTiming> {
+    const [versions, note] = await Promise.all([
+      port.listMergeRequestVersions(key.projectId, key.mrIid),
+      port.getNote(key.projectId, key.mrIid, noteId),
+    ]);
+    return { versions, commentedAt: note?.createdAt };
+  }
+
   /** The command as decide sees it, with the commenter's authorization when the command needs a committer. */
-  async function commandTrigger({ job, parsed }: ParsedCommandJob, o: Observed): Promise<Trigger> {
+  async function commandTrigger({ job, parsed, authorization }: ParsedCommandJob, o: Observed): Promise<Trigger> {
     const trigger: Trigger = {
       kind: "command",
       command: parsed.command,
@@ -177,20 +197,10 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     };
     const needsCommitter = parsed.command !== "help" && o.mr.state === "opened" && !o.committerBranch;
     if (!needsCommitter || o.state.handled?.includes(job.noteId)) return trigger;
-    const facts: CommitterFacts = { username: job.author.username };
-    for (let need = factsNeeded(facts, trust); need !== "none"; need = factsNeeded(facts, trust)) {
-      if (need === "accessLevel") facts.accessLevel = await port.effectiveAccessLevel(o.mr.projectId, job.author.id);
-      else {
-        facts.memberOfGroups = [];
-        for (const group of trust.committer_groups) {
-          if (await port.isGroupMember(group, job.author.id)) {
-            facts.memberOfGroups.push(group);
-            break;
-          }
-        }
-      }
-    }
-    return { ...trigger, authorization: authorize(facts, trust) };
+    return {
+      ...trigger,
+      authorization: authorization ?? (await committers.authorize(o.mr.projectId, job.author)),
+    };
   }
 
   /** Caches what this pass saw and wrote, for the next pass of the same MR and for mapping branches to MRs. */
@@ -201,21 +211,12 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       committerBranch: o.committerBranch,
       sourceBranch: o.mr.sourceBranch,
     });
-    if (o.state.branch) await store.setBranchOwner(key.projectId, o.state.branch, key.mrIid);
   }
 
-  /** The open MRs a trusted branch may belong to: the cached owner, else by name (`-mr<iid>` or source branch). */
-  async function mrsForTrustedBranch(projectId: number, branch: string): Promise<MrKey[]> {
-    const owner = await store.branchOwner(projectId, branch);
-    if (owner !== undefined) return [{ projectId, mrIid: owner }];
-    const rest = branch.slice(trust.branch_prefix.length);
-    const keys = new Map<number, MrKey>();
-    const suffixed = /^(.+)-mr(\d+)$/.exec(rest);
-    if (suffixed?.[2]) keys.set(Number(suffixed[2]), { projectId, mrIid: Number(suffixed[2]) });
-    for (const mr of await port.listOpenMergeRequests(projectId, { sourceBranch: rest })) {
-      keys.set(mr.iid, { projectId, mrIid: mr.iid });
-    }
-    return [...keys.values()];
+  /** The MR a trusted branch belongs to: its name says (decide.ts, `parseTrustedBranchName`); no API call. */
+  function mrForTrustedBranch(projectId: number, branch: string): MrKey[] {
+    const parsed = parseTrustedBranchName(trust.branch_prefix, branch);
+    return parsed ? [{ projectId, mrIid: parsed.iid }] : [];
   }
 
   return {
@@ -233,7 +234,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
           : parsed.kind === "ignore"
             ? parsed.reason
             : undefined;
-      if (ignored) {
+      if (ignored || parsed.kind === "ignore") {
         ctx.log.info({ noteId: job.noteId, why: ignored }, "note ignored");
         return;
       }
@@ -242,19 +243,51 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
         ctx.log.debug({ noteId: job.noteId }, "note by the bot itself ignored");
         return;
       }
-      if (parsed.kind === "reply") {
-        await port.postNote(job.projectId, job.mrIid, parsed.text);
+      // Asked before the MR is read: a non-committer gets one answer per MR per REFUSAL_REPLY_WINDOW_SECONDS,
+      // whatever they wrote (a refused command, a malformed one, `/help`), and while the refusal is cached
+      // (committers.ts) each further note costs no GitLab call at all. So a note flood from a non-committer ends
+      // in one reply (see also `screen`).
+      const authorization = await committers.authorize(job.projectId, job.author);
+      const refused = !authorization.committer;
+      if (refused && !(await store.claimRefusalAnswer(job, job.author.id, REFUSAL_REPLY_WINDOW_SECONDS))) {
+        ctx.log.info(
+          { noteId: job.noteId, userId: job.author.id, command: parsed.kind === "command" ? parsed.command : "reply" },
+          "note by a non-committer who was answered on this merge request already; ignored",
+        );
         return;
       }
-      if (parsed.kind === "command") await converge(job, ctx, `command:${job.noteId}`, { job, parsed });
+      try {
+        if (parsed.kind === "reply") await port.postNote(job.projectId, job.mrIid, parsed.text);
+        else await converge(job, ctx, `command:${job.noteId}`, { job, parsed, authorization });
+      } catch (error) {
+        // Not answered after all: the job's retry (or the user's next command) answers.
+        if (refused) await store.releaseRefusalAnswer(job, job.author.id).catch(() => undefined);
+        throw error;
+      }
+    },
+
+    async screen(job: CommandJob, ctx: JobContext) {
+      // Redis only, before the MR lock: while a refusal is cached, a command from a user who has had (or is
+      // getting) their answer on this MR is dropped here, so a flood's queued notes neither wait for the lock of
+      // the MR they flood nor take worker slots from other MRs. Everything else is for `command`.
+      if (job.system || job.action === "update") return true;
+      const parsed = parseComment(job.body);
+      if (parsed.kind === "ignore") return true;
+      if ((await store.cachedRefusal(job.projectId, job.author.id)) === undefined) return true;
+      if (!(await store.refusalAnswered(job, job.author.id))) return true;
+      ctx.log.info(
+        { noteId: job.noteId, userId: job.author.id, command: parsed.kind === "command" ? parsed.command : "reply" },
+        "note by a non-committer who was answered on this merge request already; ignored",
+      );
+      return false;
     },
 
     async push(job: PushJob, ctx: JobContext) {
       if (!job.branch.startsWith(trust.branch_prefix)) return;
       const bot = await botUser();
       if (job.userId === bot.id) return; // the bot's own grant, move or revoke: already recorded
-      const pusher = job.userId !== undefined ? (await port.getUser(job.userId))?.username : undefined;
-      for (const mr of await mrsForTrustedBranch(job.projectId, job.branch)) {
+      const pusher = job.userId !== undefined ? await port.getUser(job.userId) : undefined;
+      for (const mr of mrForTrustedBranch(job.projectId, job.branch)) {
         await store.hintBranch(mr, pusher);
         await ctx.enqueueReconcile(mr, `push:${job.branch}`);
       }
@@ -265,7 +298,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
         job.mrIid !== undefined
           ? [{ projectId: job.projectId, mrIid: job.mrIid }]
           : job.ref.startsWith(trust.branch_prefix)
-            ? await mrsForTrustedBranch(job.projectId, job.ref)
+            ? mrForTrustedBranch(job.projectId, job.ref)
             : [];
       const said = { id: job.pipelineId, status: job.status };
       for (const mr of mrs) {
@@ -287,4 +320,31 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       // The Redis connection belongs to the caller; the adapter holds no sockets of its own.
     },
   };
+}
+
+interface CommentTiming {
+  versions: MergeRequestVersion[];
+  commentedAt: string | undefined;
+}
+
+/** A bare `/trust` by someone not (yet) known to be refused: only then are its timing reads worth making. */
+function isBareTrust({ parsed, authorization }: ParsedCommandJob): boolean {
+  return parsed.command === "trust" && parsed.sha === undefined && authorization?.committer !== false;
+}
+
+/**
+ * Whether `head` was already the MR's head when the comment was written: the newest diff versions (newest first)
+ * are the current head's, and GitLab created the first of that run (its clock, not the commit's author's) no later
+ * than the note. A head GitLab has not recorded yet, or a note it no longer has, is not known to precede the comment.
+ */
+export function headPrecedes(head: string, timing: CommentTiming): boolean {
+  let first: MergeRequestVersion | undefined;
+  for (const version of timing.versions) {
+    if (version.headSha !== head) break;
+    first = version;
+  }
+  if (!first || !timing.commentedAt) return false;
+  const since = Date.parse(first.createdAt);
+  const commented = Date.parse(timing.commentedAt);
+  return Number.isFinite(since) && Number.isFinite(commented) && since <= commented;
 }

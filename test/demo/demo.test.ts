@@ -28,13 +28,13 @@ describe("demo", () => {
     assert.match(trusted!, /TRUSTED_MR_IID=1 TRUSTED_SOURCE_SHA=[0-9a-f]{40} .*TRUSTED_GRANTED_BY=maria/);
     assert.match(trusted!, /@maria {2}:thumbsup:/);
     assert.match(failed!, /commit status trusted-pipeline: failed/);
-    assert.match(failed!, /Failed jobs: \[cloud-integration\]/);
+    assert.match(failed!, /Failed jobs: \[`cloud-integration`\]/);
     assert.match(failed!, /Tests: 42 total, 40 passed, 2 failed/);
     assert.match(stale!, /trusted pipelines for the new commit: 0/);
     assert.match(stale!, /\*\*Trust is stale\.\*\*.*\/-\/compare\/[0-9a-f]{40}\.\.\.[0-9a-f]{40}/);
     assert.match(retrusted!, /commit status trusted-pipeline: success/);
     assert.match(merged!, /MR !1 \[merged\]/);
-    assert.match(merged!, /The trusted branch `trusted-fix-parser` was deleted/);
+    assert.match(merged!, /The trusted branch `trusted-fix-parser-mr1` was deleted/);
     assert.match(transcript, /Trusted pipelines: 2 \(one per trusted commit\)/);
   });
 });

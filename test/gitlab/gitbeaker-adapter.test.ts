@@ -49,10 +49,12 @@ describe("GitbeakerAdapter against the simulator", () => {
     assert.equal(await adapter.getProject("nope/nope"), undefined);
     assert.equal(await adapter.effectiveAccessLevel(app.id, maya.id), 40);
     assert.equal(await adapter.effectiveAccessLevel(app.id, dave.id), 0);
-    assert.equal(await adapter.isGroupMember("org/core", dave.id), true);
-    assert.equal(await adapter.isGroupMember("org/core", maya.id), true, "inherited from org");
-    assert.equal(await adapter.isGroupMember("org/core", bot.id + 1000), false);
+    assert.equal(await adapter.groupAccessLevel("org/core", dave.id), 20);
+    assert.equal(await adapter.groupAccessLevel("org/core", maya.id), 40, "inherited from org");
+    assert.equal(await adapter.groupAccessLevel("org/core", bot.id + 1000), 0);
     assert.equal((await adapter.getUser(dave.id))?.username, "dave");
+    assert.equal((await adapter.findUserByUsername("DAVE"))?.id, dave.id, "exact, case-insensitive");
+    assert.equal(await adapter.findUserByUsername("dav"), undefined);
   });
 
   it("reads a fork MR with its head in the target project, and lists open MRs by source branch", async () => {

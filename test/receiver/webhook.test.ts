@@ -317,6 +317,43 @@ describe("receiver: Standard-Webhooks signature", () => {
     assert.deepEqual(await deliveryKeys(prefix), []);
   });
 
+  it("attack: a replayed signed delivery with a new Idempotency-Key is a duplicate", async () => {
+    // Idempotency-Key is outside the signature: whoever can replay a signed request (inside the tolerance window)
+    // can change it. The signed webhook-id must be what identifies the delivery.
+    const { service, url, prefix } = await receiver({ webhook: { signing_token: SIGNING_TOKEN } });
+    const body = JSON.stringify(commandNote("/trust", 11));
+    const headers = signed(body);
+    const first = await postWebhook(url, body, {
+      event: "Note Hook",
+      idempotencyKey: headers["webhook-id"],
+      headers,
+    });
+    assert.equal(first.status, 202);
+    const replay = await postWebhook(url, body, { event: "Note Hook", idempotencyKey: randomUUID(), headers });
+    assert.equal(replay.status, 200);
+    assert.deepEqual(replay.body, { status: "duplicate" });
+    const noKey = await postWebhook(url, body, { event: "Note Hook", idempotencyKey: null, headers });
+    assert.deepEqual(noKey.body, { status: "duplicate" }, "dropping the Idempotency-Key does not help either");
+    const jobs = await storedJobs(service);
+    assert.equal(jobs.length, 1, "the replay stored nothing");
+    assert.equal((jobs[0] as { eventId?: string }).eventId, headers["webhook-id"]);
+    assert.deepEqual(await deliveryKeys(prefix), [`${prefix}:delivery:${headers["webhook-id"]}`]);
+  });
+
+  it("attack: a forged Idempotency-Key cannot suppress a signed delivery", async () => {
+    // A sender who sets a real delivery's Idempotency-Key on its own request must not get that delivery dropped.
+    const { service, url } = await receiver({ webhook: { signing_token: SIGNING_TOKEN } });
+    const shared = randomUUID();
+    for (const noteId of [21, 22]) {
+      const body = JSON.stringify(commandNote("/trust", noteId));
+      const res = await postWebhook(url, body, { event: "Note Hook", idempotencyKey: shared, headers: signed(body) });
+      assert.equal(res.status, 202, `note ${noteId}: ${JSON.stringify(res.body)}`);
+      assert.deepEqual(res.body, { status: "queued", jobs: 1 });
+    }
+    const noteIds = (await storedJobs(service)).map((job) => (job as { noteId?: number }).noteId);
+    assert.deepEqual(noteIds.sort(), [21, 22], "both signed deliveries are stored");
+  });
+
   it("verifies a relay's X-Hub-Signature-256 with @octokit/webhooks-methods", async () => {
     const { service, url } = await receiver({ webhook: { relay_signature_secret: RELAY_SECRET } });
     const body = JSON.stringify(commandNote("/trust", 3));

@@ -23,6 +23,7 @@ import {
   type SimUser,
 } from "../../src/simulator/gitlab-simulator.js";
 import { readAudit } from "../../src/trust/audit.js";
+import { trustedBranchName } from "../../src/trust/decide.js";
 import { STICKY_MARKER } from "../../src/trust/state.js";
 import { captureLogger } from "./capture-logger.js";
 import { deletePrefix, testRedis, uniquePrefix } from "./redis.js";
@@ -64,6 +65,8 @@ export interface TrustWorld {
   as(user: SimUser): InstanceType<typeof Gitlab>;
   /** The MR as GitLab has it now. */
   mr(iid: number): SimMergeRequest;
+  /** The MR's trusted branch name (the naming rule: `trusted-<source branch>-mr<iid>`). */
+  trustedBranch(mr: Pick<SimMergeRequest, "sourceBranch" | "iid">): string;
   /** The bot's sticky notes on the MR (the workflow keeps exactly one). */
   stickyNotes(iid: number): SimNote[];
   /** Notes by the bot other than the sticky one (replies). */
@@ -170,11 +173,14 @@ export async function startTrustWorld(options: TrustWorldOptions = {}): Promise<
     mr(iid) {
       return sim.mergeRequest(app.id, iid);
     },
+    trustedBranch(mr) {
+      return trustedBranchName(config.trust.branch_prefix, mr);
+    },
     stickyNotes(iid) {
-      return sim.notes(app.id, iid).filter((n) => n.authorId === bot.id && n.body.includes(STICKY_MARKER));
+      return sim.notes(app.id, iid).filter((n) => n.authorId === bot.id && n.body.startsWith(STICKY_MARKER));
     },
     replies(iid) {
-      return sim.notes(app.id, iid).filter((n) => n.authorId === bot.id && !n.body.includes(STICKY_MARKER));
+      return sim.notes(app.id, iid).filter((n) => n.authorId === bot.id && !n.body.startsWith(STICKY_MARKER));
     },
     pipelinesOn(ref) {
       return sim

@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { authorize, type CommitterFacts, factsNeeded, type TrustConfig } from "../../src/trust/authorize.js";
 
-const base: TrustConfig = { committer_access_level: 40, committer_users: [], committer_groups: [] };
+const base: TrustConfig = {
+  committer_access_level: 40,
+  committer_users: [],
+  committer_groups: [],
+  committer_group_access_level: 30,
+};
+const withGroup: TrustConfig = { ...base, committer_groups: ["org/core"] };
 
 describe("authorize", () => {
   const table: Array<[string, CommitterFacts, TrustConfig, boolean, RegExp]> = [
@@ -17,19 +23,53 @@ describe("authorize", () => {
       true,
       /Developer role/,
     ],
-    ["listed user, any level", { username: "Carl" }, { ...base, committer_users: ["carl"] }, true, /committer_users/],
-    ["listed with @", { username: "carl" }, { ...base, committer_users: ["@carl"] }, true, /committer_users/],
+    ["listed user (by id), any level", { username: "Carl", listed: true }, base, true, /committer_users/],
     [
-      "member of a committer group",
-      { username: "gina", accessLevel: 20, memberOfGroups: ["org/core"] },
-      { ...base, committer_groups: ["org/core"] },
+      "not listed: the access level decides",
+      { username: "carl", listed: false, accessLevel: 20 },
+      { ...base, committer_users: ["carl"] },
+      false,
+      /Reporter role here/,
+    ],
+    [
+      "Developer in a committer group",
+      { username: "gina", accessLevel: 20, groupLevels: [{ group: "org/core", level: 30 }] },
+      withGroup,
       true,
-      /group org\/core/,
+      /Developer role in committer group org\/core/,
+    ],
+    [
+      "inherited Guest of a committer group's parent",
+      { username: "gus", accessLevel: 0, groupLevels: [{ group: "org/core", level: 10 }] },
+      withGroup,
+      false,
+      /not a member of this project and only the Guest role in committer group org\/core \(Developer or higher needed\)/,
+    ],
+    [
+      "Guest in a committer group with the group bar lowered to Guest",
+      { username: "gus", accessLevel: 0, groupLevels: [{ group: "org/core", level: 10 }] },
+      { ...withGroup, committer_group_access_level: 10 },
+      true,
+      /Guest role in committer group/,
+    ],
+    [
+      "enough in the second committer group",
+      {
+        username: "gina",
+        accessLevel: 20,
+        groupLevels: [
+          { group: "org/core", level: 10 },
+          { group: 7, level: 40 },
+        ],
+      },
+      { ...withGroup, committer_groups: ["org/core", 7] },
+      true,
+      /Maintainer role in committer group 7/,
     ],
     [
       "in no committer group",
-      { username: "gina", accessLevel: 20, memberOfGroups: [] },
-      { ...base, committer_groups: ["org/core"] },
+      { username: "gina", accessLevel: 20, groupLevels: [{ group: "org/core", level: 0 }] },
+      withGroup,
       false,
       /none of the committer groups/,
     ],
@@ -44,22 +84,27 @@ describe("authorize", () => {
   }
 });
 
+it("a reason names the user by the characters a GitLab username may have, and nothing else", () => {
+  const result = authorize({ username: "eve](http://x)<b>", accessLevel: 0 }, base);
+  assert.match(result.reason, /^@evehttpxb is not a member/);
+});
+
 describe("factsNeeded asks for the cheapest missing fact", () => {
-  it("listed users need nothing", () => {
-    assert.equal(factsNeeded({ username: "carl" }, { ...base, committer_users: ["carl"] }), "none");
+  it("with committer_users configured, whether the user is listed comes first; listed users need nothing more", () => {
+    const config = { ...base, committer_users: ["carl", 42] };
+    assert.equal(factsNeeded({ username: "carl" }, config), "listed");
+    assert.equal(factsNeeded({ username: "carl", listed: true }, config), "none");
+    assert.equal(factsNeeded({ username: "carl", listed: false }, config), "accessLevel");
   });
-  it("others need the access level first", () => {
+  it("without committer_users, the access level comes first", () => {
     assert.equal(factsNeeded({ username: "x" }, base), "accessLevel");
   });
   it("a high enough level needs nothing more", () => {
-    assert.equal(factsNeeded({ username: "x", accessLevel: 40 }, { ...base, committer_groups: ["g"] }), "none");
+    assert.equal(factsNeeded({ username: "x", accessLevel: 40 }, withGroup), "none");
   });
-  it("a low level with committer groups configured needs the groups", () => {
-    assert.equal(factsNeeded({ username: "x", accessLevel: 30 }, { ...base, committer_groups: ["g"] }), "groups");
-    assert.equal(
-      factsNeeded({ username: "x", accessLevel: 30, memberOfGroups: [] }, { ...base, committer_groups: ["g"] }),
-      "none",
-    );
+  it("a low level with committer groups configured needs the group levels", () => {
+    assert.equal(factsNeeded({ username: "x", accessLevel: 30 }, withGroup), "groups");
+    assert.equal(factsNeeded({ username: "x", accessLevel: 30, groupLevels: [] }, withGroup), "none");
   });
   it("a low level without groups configured needs nothing more", () => {
     assert.equal(factsNeeded({ username: "x", accessLevel: 30 }, base), "none");

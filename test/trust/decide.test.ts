@@ -5,7 +5,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { MergeRequest, Pipeline, PipelineJob } from "../../src/gitlab/port.js";
-import { ACK_EMOJI, type DecideConfig, decide, trustedBranchName } from "../../src/trust/decide.js";
+import {
+  ACK_EMOJI,
+  type DecideConfig,
+  decide,
+  parseTrustedBranchName,
+  trustedBranchName,
+} from "../../src/trust/decide.js";
 import type { Action, CommandTrigger, Observed } from "../../src/trust/model.js";
 import { decodeState, type StickyState } from "../../src/trust/state.js";
 
@@ -20,6 +26,7 @@ const config: DecideConfig = {
   cancel_stale_pipelines: true,
   committer_branch_label: "no-detached-pipeline",
   welcome_first_time_contributors: true,
+  require_sha: false,
 };
 
 function mr(over: Partial<MergeRequest> = {}): MergeRequest {
@@ -50,8 +57,8 @@ function observed(over: Partial<Observed> = {}, state: Partial<StickyState> = {}
     mr: mr(),
     committerBranch: false,
     note: { id: 50, body: "old body" },
-    state: { v: 1, branch: "trusted-feature", ...state },
-    branchName: "trusted-feature",
+    state: { v: 1, branch: "trusted-feature-mr7", ...state },
+    branchName: "trusted-feature-mr7",
     branch: { sha: state.branchSha ?? null, fresh: false },
     ...over,
   };
@@ -61,7 +68,7 @@ function pipeline(over: Partial<Pipeline> = {}): Pipeline {
   return {
     id: 300,
     projectId: 1,
-    ref: "trusted-feature",
+    ref: "trusted-feature-mr7",
     sha: HEAD,
     status: "running",
     source: "api",
@@ -79,12 +86,15 @@ function command(over: Partial<CommandTrigger> = {}): CommandTrigger {
     author: { id: 40, username: "maya" },
     seenSha: HEAD,
     authorization: { committer: true, reason: "@maya has the Maintainer role in this project" },
+    headPrecedesComment: true,
     ...over,
   };
 }
 
 const GRANT = { sha: HEAD, by: "maya", at: NOW };
-const TRUSTED: Partial<StickyState> = { grant: GRANT, branchSha: HEAD };
+const MAYA_PUSHED = { username: "maya", committer: true, reason: "@maya has the Maintainer role in this project" };
+const DEV_PUSHED = { username: "dev", committer: false, reason: "@dev has the Developer role here" };
+const TRUSTED: Partial<StickyState> = { grant: GRANT, branchSha: HEAD, owned: true };
 
 const types = (actions: Action[]) => actions.map((a) => a.type).filter((t) => t !== "record");
 const recorded = (actions: Action[]): StickyState => {
@@ -119,7 +129,7 @@ const rows: Row[] = [
       assert.match(s?.status.description ?? "", /Waiting for a committer/);
       assert.match(noteOf(a), /Welcome, @carol/);
       assert.match(noteOf(a), /Waiting for a committer/);
-      assert.equal(recorded(a).branch, "trusted-feature");
+      assert.equal(recorded(a).branch, "trusted-feature-mr7");
       assert.equal(recorded(a).firstTime, true);
       assert.deepEqual(decodeState(noteOf(a)), recorded(a));
     },
@@ -166,7 +176,7 @@ const rows: Row[] = [
     trigger: command(),
     expect: ["ensureBranch", "award", "audit"],
     check: (a) => {
-      assert.deepEqual(find(a, "ensureBranch"), { type: "ensureBranch", name: "trusted-feature", sha: HEAD });
+      assert.deepEqual(find(a, "ensureBranch"), { type: "ensureBranch", name: "trusted-feature-mr7", sha: HEAD });
       assert.equal(find(a, "award")?.name, ACK_EMOJI);
       assert.equal(find(a, "audit")?.entry.event, "grant");
       const s = recorded(a);
@@ -180,7 +190,7 @@ const rows: Row[] = [
     expect: ["createPipeline"],
     check: (a) => {
       const c = find(a, "createPipeline");
-      assert.equal(c?.ref, "trusted-feature");
+      assert.equal(c?.ref, "trusted-feature-mr7");
       assert.deepEqual(c?.variables, [
         { key: "TRUSTED_MR_IID", value: "7" },
         { key: "TRUSTED_SOURCE_SHA", value: HEAD },
@@ -201,10 +211,10 @@ const rows: Row[] = [
       const s = find(a, "ensureStatus");
       assert.equal(s?.status.state, "running");
       assert.equal(s?.status.targetUrl, pipeline().webUrl);
-      assert.match(noteOf(a), /\*\*Trusted\.\*\* Commit `aaaaaaaa` was trusted by @maya on 2025-01-02 03:04 UTC/);
+      assert.match(noteOf(a), new RegExp(`\\*\\*Trusted\\.\\*\\* Commit \`${HEAD}\` was trusted by @maya on 2025-01-02 03:04 UTC`));
       assert.match(
         noteOf(a),
-        /\[#300\]\(http:\/\/gitlab\.test\/org\/app\/-\/pipelines\/300\) \*\*running\*\*/,
+        /\[#300\]\(<http:\/\/gitlab\.test\/org\/app\/-\/pipelines\/300>\) \*\*running\*\*/,
         "unfinished is mirrored as running",
       );
       assert.equal(recorded(a).pipeline?.id, 300);
@@ -244,7 +254,7 @@ const rows: Row[] = [
     trigger: command({ seenSha: OLD }),
     expect: ["ensureStatus", "ensureNote", "reply"],
     check: (a) => {
-      assert.match(replyOf(a), /moved to `aaaaaaaa` after you commented \(you saw `bbbbbbbb`\)/);
+      assert.match(replyOf(a), new RegExp(`moved to \`${HEAD}\` after you commented \\(you saw \`${OLD}\`\\)`));
       assert.match(replyOf(a), new RegExp(`/-/compare/${OLD}\\.\\.\\.${HEAD}`));
       assert.equal(recorded(a).grant, undefined);
     },
@@ -252,15 +262,58 @@ const rows: Row[] = [
   {
     name: "/trust <wrong sha>: refuse",
     o: observed(),
-    trigger: command({ sha: "bbbbbbb" }),
+    trigger: command({ sha: OLD }),
     expect: ["ensureStatus", "ensureNote", "reply"],
-    check: (a) => assert.match(replyOf(a), /you named `bbbbbbb`, but the head of this merge request is `aaaaaaaa`/),
+    check: (a) => {
+      assert.match(replyOf(a), new RegExp(`the SHA you named is not the head of this merge request, \`${HEAD}\``));
+      assert.match(replyOf(a), new RegExp(`comment \`/trust ${HEAD}\``), "the reply quotes the full SHA to copy");
+      assert.doesNotMatch(replyOf(a), new RegExp(OLD), "no reply echoes what the commenter wrote");
+    },
   },
   {
-    name: "/trust <right sha> wins over an older seen SHA",
+    name: "/trust <full right sha> wins over an older seen SHA",
     o: observed(),
-    trigger: command({ sha: "aaaaaaaa1111", seenSha: OLD }),
+    trigger: command({ sha: HEAD, seenSha: OLD, headPrecedesComment: false }),
     expect: ["ensureBranch", "award", "audit"],
+  },
+  {
+    name: "attack: /trust <12-hex prefix> of the head is refused when the payload saw another head",
+    o: observed(),
+    trigger: command({ sha: HEAD.slice(0, 12), seenSha: OLD }),
+    expect: ["ensureStatus", "ensureNote", "reply"],
+    check: (a) => assert.equal(recorded(a).grant, undefined),
+  },
+  {
+    name: "/trust <12-hex prefix> that is the head the payload saw: granted",
+    o: observed(),
+    trigger: command({ sha: HEAD.slice(0, 12), headPrecedesComment: false }),
+    expect: ["ensureBranch", "award", "audit"],
+  },
+  {
+    name: "attack: bare /trust when the head became the head as the comment was written is refused",
+    o: observed(),
+    trigger: command({ headPrecedesComment: false }),
+    expect: ["ensureStatus", "ensureNote", "reply"],
+    check: (a) => {
+      assert.match(replyOf(a), new RegExp(`may not be the commit you reviewed.*\`/trust ${HEAD}\``));
+      assert.equal(recorded(a).grant, undefined);
+    },
+  },
+  {
+    name: "trust.require_sha: a bare /trust is refused with the SHA to copy",
+    o: observed(),
+    config: { require_sha: true },
+    trigger: command(),
+    expect: ["ensureStatus", "ensureNote", "reply"],
+    check: (a) => assert.match(replyOf(a), new RegExp(`asks committers to name the commit.*\`/trust ${HEAD}\``)),
+  },
+  {
+    name: "trust.require_sha: /trust <full sha> is granted",
+    o: observed(),
+    config: { require_sha: true },
+    trigger: command({ sha: HEAD }),
+    expect: ["ensureBranch", "award", "audit"],
+    check: (a) => assert.equal(recorded(a).owned, true, "the record says this MR created the branch"),
   },
   {
     name: "/trust when already trusted at the head: acknowledge only",
@@ -416,10 +469,10 @@ const rows: Row[] = [
       const s = find(a, "ensureStatus");
       assert.equal(s?.status.state, "failed");
       assert.match(s?.status.description ?? "", /1 failed job \(rspec\)/);
-      assert.match(noteOf(a), /Failed jobs: \[rspec\]\(http:\/\/gitlab\.test\/org\/app\/-\/jobs\/rspec\)\./);
-      assert.doesNotMatch(noteOf(a), /\[lint\]/);
+      assert.match(noteOf(a), /Failed jobs: \[`rspec`\]\(<http:\/\/gitlab\.test\/org\/app\/-\/jobs\/rspec>\)\./);
+      assert.doesNotMatch(noteOf(a), /`lint`/);
       assert.match(noteOf(a), /Tests: 10 total, 8 passed, 2 failed/);
-      assert.match(noteOf(a), /Failing suites: rspec \(2 of 10\)/);
+      assert.match(noteOf(a), /Failing suites: `rspec` \(2 of 10\)/);
     },
   },
   {
@@ -435,39 +488,47 @@ const rows: Row[] = [
     check: (a) => assert.equal(find(a, "cancelPipeline")?.pipelineId, 301),
   },
   {
-    name: "manual flow: a trusted branch pushed by hand at the head is adopted",
-    o: observed({ branch: { sha: HEAD, fresh: true }, pusher: "maya", pipelines: [] }),
+    name: "manual flow: a trusted branch a committer pushed by hand at the head is adopted",
+    o: observed({ branch: { sha: HEAD, fresh: true }, pusher: MAYA_PUSHED, pipelines: [] }),
     expect: ["createPipeline", "audit"],
     check: (a) => {
       assert.deepEqual(recorded(a).grant, { sha: HEAD, by: "maya", at: NOW, manual: true });
-      assert.match(find(a, "audit")?.entry.reason ?? "", /by hand/);
+      assert.equal(recorded(a).owned, true);
+      assert.match(find(a, "audit")?.entry.reason ?? "", /by hand by a committer/);
     },
   },
   {
-    name: "manual flow, pusher unknown: the grant names no one in particular",
-    o: observed({
-      branch: { sha: HEAD, fresh: true },
-      trustedPipeline: { pipeline: pipeline() },
-      pipelines: [pipeline()],
-    }),
-    expect: ["ensureStatus", "ensureNote", "audit"],
+    name: "attack: a trusted branch a non-committer pushed at the head is not adopted, nothing runs",
+    o: observed({ branch: { sha: HEAD, fresh: true }, pusher: DEV_PUSHED, pipelines: [] }),
+    expect: ["ensureStatus", "ensureNote"],
     check: (a) => {
-      assert.match(noteOf(a), /was trusted by a committer on .* \(trusted branch pushed by hand\)/);
-      assert.match(find(a, "ensureStatus")?.status.description ?? "", /trusted by a committer\)$/);
+      assert.equal(recorded(a).grant, undefined);
+      assert.deepEqual(recorded(a).mismatch, { sha: HEAD, by: "dev" });
+      assert.match(noteOf(a), /pushed to the head by @dev, who is not a committer, so it is not a grant/);
+      assert.equal(find(a, "ensureStatus")?.status.state, "pending");
+    },
+  },
+  {
+    name: "manual flow, pusher unknown: not a grant, nothing runs",
+    o: observed({ branch: { sha: HEAD, fresh: true }, pipelines: [pipeline()] }),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => {
+      assert.equal(recorded(a).grant, undefined);
+      assert.match(noteOf(a), /no committer is known to have put it there/);
     },
   },
   {
     name: "manual flow: a trusted branch pushed by hand elsewhere is reported, nothing runs",
-    o: observed({ branch: { sha: OTHER, fresh: true }, pusher: "maya" }),
+    o: observed({ branch: { sha: OTHER, fresh: true }, pusher: MAYA_PUSHED }),
     expect: ["ensureStatus", "ensureNote"],
     check: (a) => {
       assert.deepEqual(recorded(a).mismatch, { sha: OTHER });
-      assert.match(noteOf(a), /points at `cccccccc`, not at the head/);
+      assert.match(noteOf(a), new RegExp(`points at \`${OTHER}\`, not at the head`));
     },
   },
   {
     name: "trusted branch deleted by hand: the grant is revoked",
-    o: observed({ branch: { sha: null, fresh: true }, pusher: "maya" }, TRUSTED),
+    o: observed({ branch: { sha: null, fresh: true }, pusher: MAYA_PUSHED }, TRUSTED),
     expect: ["ensureStatus", "ensureNote", "audit"],
     check: (a) => {
       assert.equal(recorded(a).grant, undefined);
@@ -482,12 +543,12 @@ const rows: Row[] = [
     ),
     expect: ["deleteBranch", "ensureNote", "audit"],
     check: (a) => {
-      assert.equal(find(a, "deleteBranch")?.name, "trusted-feature");
+      assert.equal(find(a, "deleteBranch")?.name, "trusted-feature-mr7");
       assert.equal(find(a, "audit")?.entry.event, "cleanup");
       const s = recorded(a);
       assert.equal(s.grant, undefined);
       assert.equal(s.branch, undefined);
-      assert.match(noteOf(a), /was merged on .* The trusted branch `trusted-feature` was deleted/);
+      assert.match(noteOf(a), /was merged on .* The trusted branch `trusted-feature-mr7` was deleted/);
     },
   },
   {
@@ -497,6 +558,12 @@ const rows: Row[] = [
       { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "running", url: "u" } },
     ),
     expect: ["cancelPipeline", "deleteBranch", "audit"],
+  },
+  {
+    name: "attack: closing an MR never deletes a branch its record does not say it created",
+    o: observed({ mr: mr({ state: "closed", closedAt: NOW }), branch: { sha: OTHER, fresh: true } }, {}),
+    expect: ["ensureNote"],
+    check: (a) => assert.equal(find(a, "deleteBranch"), undefined),
   },
   {
     name: "merged and already cleaned up: nothing",
@@ -524,7 +591,7 @@ const rows: Row[] = [
     o: observed(
       {},
       {
-        closed: { state: "closed", at: NOW, deletedBranch: "trusted-feature" },
+        closed: { state: "closed", at: NOW, deletedBranch: "trusted-feature-mr7" },
         status: { sha: HEAD, state: "success", description: "" },
       },
     ),
@@ -587,10 +654,31 @@ describe("decide", () => {
 });
 
 describe("trustedBranchName", () => {
-  it("is the prefix and the source branch when no other open MR shares it", () => {
-    assert.equal(trustedBranchName("trusted-", { sourceBranch: "feat/x", iid: 3 }, false), "trusted-feat/x");
+  it("is the prefix, the source branch and -mr<iid>", () => {
+    assert.equal(trustedBranchName("trusted-", { sourceBranch: "feat/x", iid: 3 }), "trusted-feat/x-mr3");
   });
-  it("adds -mr<iid> when another open MR has the same source branch name", () => {
-    assert.equal(trustedBranchName("trusted-", { sourceBranch: "main", iid: 12 }, true), "trusted-main-mr12");
+  it("attack: no source branch name produces another MR's name", () => {
+    // MR !2 from `feature` and MR !3 from a fork whose branch is literally `feature-mr2`.
+    const two = trustedBranchName("trusted-", { sourceBranch: "feature", iid: 2 });
+    const three = trustedBranchName("trusted-", { sourceBranch: "feature-mr2", iid: 3 });
+    assert.notEqual(two, three);
+    assert.deepEqual(parseTrustedBranchName("trusted-", two), { iid: 2, sourceBranch: "feature" });
+    assert.deepEqual(parseTrustedBranchName("trusted-", three), { iid: 3, sourceBranch: "feature-mr2" });
+    for (const [branch, iid] of [
+      ["a", 1],
+      ["a-mr1", 2],
+      ["a-mr", 12],
+      ["a-mr12", 3],
+      ["x-mr01", 4],
+      ["-mr1", 5],
+    ] as const) {
+      const name = trustedBranchName("trusted-", { sourceBranch: branch, iid });
+      assert.deepEqual(parseTrustedBranchName("trusted-", name), { iid, sourceBranch: branch }, name);
+    }
+  });
+  it("parses only names the rule gives", () => {
+    for (const name of ["release/1.0", "trusted-feature", "trusted-feature-mr", "trusted-feature-mr0", "trusted-x-mr01"]) {
+      assert.equal(parseTrustedBranchName("trusted-", name), undefined, name);
+    }
   });
 });

@@ -69,7 +69,7 @@ async function trustedMr(w: TrustWorld) {
   const mr = w.openForkMr();
   w.sim.comment(w.app.id, mr.iid, w.maya.id, "/trust");
   await w.settle();
-  const [pipeline] = w.pipelinesOn("trusted-feature");
+  const [pipeline] = w.pipelinesOn(w.trustedBranch(mr));
   assert.ok(pipeline, "the trusted pipeline was created");
   assert.equal(w.status(mr.sha)?.status, "running");
   return { mr, pipeline };
@@ -80,7 +80,7 @@ function assertFailureMirrored(w: TrustWorld, iid: number, sha: string): void {
   assert.match(w.status(sha)?.description ?? "", /1 failed job \(test\)/);
   const [note] = w.stickyNotes(iid);
   assert.ok(note);
-  assert.match(note.body, /Failed jobs: \[test\]\(.*\/-\/jobs\/\d+\)\./);
+  assert.match(note.body, /Failed jobs: \[`test`\]\(<.*\/-\/jobs\/\d+>\)\./);
   assert.equal(decodeState(note.body).pipeline?.status, "failed");
 }
 
@@ -220,7 +220,7 @@ describe("pipeline events", () => {
     const reconciles = await completed(w, "reconcile");
     w.sim.comment(w.app.id, mr.iid, w.maya.id, "/trust");
     await w.settle();
-    const [pipeline] = w.pipelinesOn("trusted-feature");
+    const [pipeline] = w.pipelinesOn(w.trustedBranch(mr));
     assert.ok(pipeline);
     assert.ok((await completed(w, "pipeline")) >= 1, "the created pipeline's event was handled");
     assert.equal(await completed(w, "reconcile"), reconciles, "no reconcile after the command's own pass");

@@ -19,7 +19,11 @@ function assertNoSideEffects(w: TrustWorld, iid: number): void {
       .map((p) => p.ref),
     [],
   );
-  assert.equal(w.sim.branch(w.app.id, "trusted-feature"), undefined);
+  assert.deepEqual(
+    w.sim.branches(w.app.id).filter((b) => b.name.startsWith("trusted-")),
+    [],
+    "no trusted branch",
+  );
   for (const note of w.sim.notes(w.app.id, iid)) assert.deepEqual(w.sim.awardEmoji(w.app.id, iid, note.id), []);
 }
 
@@ -78,7 +82,9 @@ describe("refusals", () => {
     const mr = w.openForkMr();
     w.sim.comment(w.app.id, mr.iid, w.maya.id, "/trust nothex");
     await w.settle();
-    assert.match(w.replies(mr.iid)[0]?.body ?? "", /commit SHA you reviewed \(7 to 40 hex characters\)/);
+    const [reply] = w.replies(mr.iid);
+    assert.match(reply?.body ?? "", /the SHA of the commit you reviewed, in full \(40 hex characters\) or at least its first 12/);
+    assert.doesNotMatch(reply?.body ?? "", /nothex/, "no reply echoes what the commenter wrote");
     assertNoSideEffects(w, mr.iid);
   });
 
@@ -96,7 +102,7 @@ describe("refusals", () => {
     assert.match(w.replies(closed.iid)[0]?.body ?? "", /is closed; commands apply to open merge requests only/);
     assert.match(w.replies(merged.iid)[0]?.body ?? "", /is merged; commands apply to open merge requests only/);
     assertNoSideEffects(w, closed.iid);
-    assert.equal(w.sim.branch(w.app.id, "trusted-other"), undefined);
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(merged)), undefined);
   });
 
   it("a push that races the comment: the grant is refused and the reply names the SHA to review", async () => {
@@ -114,7 +120,7 @@ describe("refusals", () => {
     const [reply] = w.replies(mr.iid);
     assert.match(
       reply?.body ?? "",
-      new RegExp(`moved to \`${newHead.slice(0, 8)}\` after you commented \\(you saw \`${mr.sha.slice(0, 8)}\`\\)`),
+      new RegExp(`moved to \`${newHead}\` after you commented \\(you saw \`${mr.sha}\`\\)`),
     );
     assertNoSideEffects(w, mr.iid);
     assert.equal(w.status(newHead)?.status, "pending");

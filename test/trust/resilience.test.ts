@@ -61,9 +61,9 @@ describe("resilience", () => {
     await w.settle();
 
     assert.equal(w.stickyNotes(mr.iid).length, 1);
-    const [first] = apiPipelines(w, "trusted-feature");
+    const [first] = apiPipelines(w, w.trustedBranch(mr));
     assert.ok(first);
-    assert.equal(apiPipelines(w, "trusted-feature").length, 1);
+    assert.equal(apiPipelines(w, w.trustedBranch(mr)).length, 1);
     assert.equal(w.sim.awardEmoji(w.app.id, mr.iid, command.id).length, 1);
 
     // Phase 2: the pipeline runs and passes, Dave pushes, Maya trusts the new head; all of it held, then replayed.
@@ -78,13 +78,13 @@ describe("resilience", () => {
     await deliverEachThriceShuffled(w, phase2, 2);
     await w.settle();
 
-    const pipelines = apiPipelines(w, "trusted-feature");
+    const pipelines = apiPipelines(w, w.trustedBranch(mr));
     assert.deepEqual(
       pipelines.map((p) => p.sha),
       [mr.sha, newHead],
       "exactly one trusted pipeline per SHA",
     );
-    assert.equal(w.sim.branch(w.app.id, "trusted-feature")?.sha, newHead);
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(mr))?.sha, newHead);
     assert.equal(w.stickyNotes(mr.iid).length, 1);
     assert.equal(w.status(newHead)?.status, "running");
     assert.equal(w.replies(mr.iid).length, 0);
@@ -105,7 +105,7 @@ describe("resilience", () => {
     // A command is the one thing only its webhook carries.
     w.sim.webhookMode = "deliver";
     w.sim.comment(w.app.id, mr.iid, w.maya.id, "/trust");
-    const pipeline = await waitFor("the trusted pipeline", () => apiPipelines(w, "trusted-feature")[0], 15_000);
+    const pipeline = await waitFor("the trusted pipeline", () => apiPipelines(w, w.trustedBranch(mr))[0], 15_000);
 
     w.sim.webhookMode = "drop";
     w.sim.setPipelineStatus(w.app.id, pipeline.id, "success");
@@ -114,7 +114,7 @@ describe("resilience", () => {
 
     await w.as(w.maya).Branches.create(w.app.id, "trusted-ghost", mr.sha);
     w.sim.mergeMergeRequest(w.app.id, mr.iid, w.maya.id);
-    await waitFor("the merged MR's trusted branch deleted", () => !w.sim.branch(w.app.id, "trusted-feature"), 15_000);
+    await waitFor("the merged MR's trusted branch deleted", () => !w.sim.branch(w.app.id, w.trustedBranch(mr)), 15_000);
     await waitFor("the orphan deleted", () => !w.sim.branch(w.app.id, "trusted-ghost"), 15_000);
     await waitFor(
       "the note to say merged",
@@ -122,7 +122,7 @@ describe("resilience", () => {
       15_000,
     );
     const cleanups = (await w.audit()).filter((e) => e.event === "cleanup");
-    assert.deepEqual(cleanups.map((e) => e.branch).sort(), ["trusted-feature", "trusted-ghost"]);
+    assert.deepEqual(cleanups.map((e) => e.branch).sort(), [w.trustedBranch(mr), "trusted-ghost"].sort());
     assert.equal(w.stickyNotes(mr.iid).length, 1);
   });
 
@@ -145,7 +145,7 @@ describe("resilience", () => {
     assert.equal(w.stickyNotes(mr.iid).length, 1);
     assert.deepEqual(
       (await w.audit()).map((e) => [e.event, e.branch, e.reason]),
-      [["cleanup", "trusted-ghost", "no merge request has this source branch"]],
+      [["cleanup", "trusted-ghost", "its name names no merge request"]],
     );
   });
 
@@ -166,7 +166,7 @@ describe("resilience", () => {
     mrs.push(w.sim.openMergeRequest({ sourceProjectId: w.app.id, sourceBranch: "d", authorId: w.dev.id }));
     for (const mr of mrs) w.sim.comment(w.app.id, mr.iid, w.maya.id, "/trust");
 
-    const branches = ["trusted-a", "trusted-b", "trusted-c", "trusted-d"];
+    const branches = mrs.map((mr) => w.trustedBranch(mr));
     const pipelines = await waitFor(
       "a trusted pipeline for every MR",
       () => {

@@ -37,8 +37,8 @@ describe("contributor MRs", () => {
     const command = w.sim.comment(w.app.id, mr.iid, w.maya.id, "Reviewed, looks safe.\n/trust");
     await w.settle();
 
-    assert.equal(w.sim.branch(w.app.id, "trusted-feature")?.sha, mr.sha);
-    const pipelines = w.pipelinesOn("trusted-feature");
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(mr))?.sha, mr.sha);
+    const pipelines = w.pipelinesOn(w.trustedBranch(mr));
     assert.equal(pipelines.length, 1);
     const pipeline = pipelines[0]!;
     assert.equal(pipeline.source, "api");
@@ -57,7 +57,7 @@ describe("contributor MRs", () => {
       ["thumbsup"],
     );
     const note = sticky(w, mr.iid);
-    assert.match(note.body, /\*\*Trusted\.\*\* Commit `[0-9a-f]{8}` was trusted by @maya/);
+    assert.match(note.body, new RegExp(`\\*\\*Trusted\\.\\*\\* Commit \`${mr.sha}\` was trusted by @maya`));
     assert.match(note.body, new RegExp(`note_${command.id}`), "links the command");
     assert.equal(note.state.grant?.sha, mr.sha);
 
@@ -84,8 +84,8 @@ describe("contributor MRs", () => {
 
     w.sim.comment(w.app.id, mr.iid, w.maya.id, "/ok-to-test");
     await w.settle();
-    assert.equal(w.sim.branch(w.app.id, "trusted-feature")?.sha, mr.sha);
-    const [pipeline] = w.pipelinesOn("trusted-feature");
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(mr))?.sha, mr.sha);
+    const [pipeline] = w.pipelinesOn(w.trustedBranch(mr));
     assert.ok(pipeline);
     assert.equal(variables(w, pipeline.id)["TRUSTED_SOURCE_PROJECT_ID"], String(w.daveFork.id));
     assert.equal(w.status(mr.sha)?.ref, `refs/merge-requests/${mr.iid}/head`);
@@ -104,9 +104,9 @@ describe("contributor MRs", () => {
     assert.equal(w.status(mr.sha)?.status, "failed");
     assert.match(w.status(mr.sha)?.description ?? "", /1 failed job \(test\)/);
     const body = sticky(w, mr.iid).body;
-    assert.match(body, /Failed jobs: \[test\]\(.*\/-\/jobs\/\d+\)\./);
+    assert.match(body, /Failed jobs: \[`test`\]\(<.*\/-\/jobs\/\d+>\)\./);
     assert.match(body, /Tests: 12 total, 10 passed, 2 failed/);
-    assert.match(body, /Failing suites: unit \(2 of 12\)/);
+    assert.match(body, /Failing suites: `unit` \(2 of 12\)/);
   });
 
   it("new commits after trust: stale status, running pipeline cancelled, compare link; nothing runs until /trust", async () => {
@@ -115,7 +115,7 @@ describe("contributor MRs", () => {
     await w.settle();
     w.sim.comment(w.app.id, mr.iid, w.maya.id, "/trust");
     await w.settle();
-    const [first] = w.pipelinesOn("trusted-feature");
+    const [first] = w.pipelinesOn(w.trustedBranch(mr));
     assert.ok(first);
     w.sim.setPipelineStatus(w.app.id, first.id, "running");
     await w.settle();
@@ -123,8 +123,8 @@ describe("contributor MRs", () => {
     const { after: newHead } = w.sim.push(w.daveFork.id, "feature", { userId: w.dave.id });
     await w.settle();
     assert.equal(w.sim.pipeline(w.app.id, first.id).status, "canceled");
-    assert.equal(w.pipelinesOn("trusted-feature").length, 1, "nothing new started");
-    assert.equal(w.sim.branch(w.app.id, "trusted-feature")?.sha, mr.sha, "the grant stays on the reviewed commit");
+    assert.equal(w.pipelinesOn(w.trustedBranch(mr)).length, 1, "nothing new started");
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(mr))?.sha, mr.sha, "the grant stays on the reviewed commit");
     assert.equal(w.status(newHead)?.status, "pending");
     assert.match(w.status(newHead)?.description ?? "", /New commits since trusted/);
     const body = sticky(w, mr.iid).body;
@@ -133,8 +133,8 @@ describe("contributor MRs", () => {
 
     w.sim.comment(w.app.id, mr.iid, w.maya.id, "/trust");
     await w.settle();
-    assert.equal(w.sim.branch(w.app.id, "trusted-feature")?.sha, newHead, "moved to the new head");
-    const pipelines = w.pipelinesOn("trusted-feature");
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(mr))?.sha, newHead, "moved to the new head");
+    const pipelines = w.pipelinesOn(w.trustedBranch(mr));
     assert.equal(pipelines.length, 2);
     assert.equal(pipelines[1]?.sha, newHead);
     assert.equal(w.status(newHead)?.status, "running");
@@ -149,7 +149,7 @@ describe("contributor MRs", () => {
     const mr = w.openForkMr();
     w.sim.comment(w.app.id, mr.iid, w.maya.id, "/trust");
     await w.settle();
-    const [pipeline] = w.pipelinesOn("trusted-feature");
+    const [pipeline] = w.pipelinesOn(w.trustedBranch(mr));
     assert.ok(pipeline);
     w.sim.setJobStatus(w.app.id, pipeline.id, "build", "success");
     w.sim.setJobStatus(w.app.id, pipeline.id, "test", "failed");
@@ -163,7 +163,7 @@ describe("contributor MRs", () => {
       retried.jobs.some((j) => j.retried),
       "the failed job was retried in the same pipeline",
     );
-    assert.equal(w.pipelinesOn("trusted-feature").length, 1);
+    assert.equal(w.pipelinesOn(w.trustedBranch(mr)).length, 1);
     assert.equal(w.status(mr.sha)?.status, "running");
     assert.deepEqual(
       w.sim.awardEmoji(w.app.id, mr.iid, retest.id).map((e) => e.name),
@@ -172,7 +172,7 @@ describe("contributor MRs", () => {
 
     w.sim.comment(w.app.id, mr.iid, w.maya.id, "/untrust");
     await w.settle();
-    assert.equal(w.sim.branch(w.app.id, "trusted-feature"), undefined);
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(mr)), undefined);
     assert.equal(w.sim.pipeline(w.app.id, pipeline.id).status, "canceled");
     assert.equal(w.status(mr.sha)?.status, "pending");
     assert.match(sticky(w, mr.iid).body, /revoked by @maya .*\/untrust/);
@@ -192,19 +192,17 @@ describe("contributor MRs", () => {
     const w = await start();
     const mr = w.openForkMr();
     await w.settle();
-    w.sim.comment(w.app.id, mr.iid, w.maya.id, "/trust 0123456789abcdef");
+    w.sim.comment(w.app.id, mr.iid, w.maya.id, "/trust 0123456789abcdef0123");
     await w.settle();
-    assert.equal(w.sim.branch(w.app.id, "trusted-feature"), undefined);
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(mr)), undefined);
     const [reply] = w.replies(mr.iid);
-    assert.match(
-      reply?.body ?? "",
-      new RegExp(`you named \`0123456789abcdef\`, but the head of this merge request is \`${mr.sha.slice(0, 8)}\``),
-    );
+    assert.match(reply?.body ?? "", new RegExp(`the SHA you named is not the head of this merge request, \`${mr.sha}\``));
+    assert.doesNotMatch(reply?.body ?? "", /0123456789abcdef0123/, "no reply echoes the commenter's text");
 
-    w.sim.comment(w.app.id, mr.iid, w.maya.id, `/trust ${mr.sha.slice(0, 10)}`);
+    w.sim.comment(w.app.id, mr.iid, w.maya.id, `/trust ${mr.sha.slice(0, 12)}`);
     await w.settle();
-    assert.equal(w.sim.branch(w.app.id, "trusted-feature")?.sha, mr.sha);
-    assert.equal(w.pipelinesOn("trusted-feature").length, 1);
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(mr))?.sha, mr.sha);
+    assert.equal(w.pipelinesOn(w.trustedBranch(mr)).length, 1);
   });
 
   it("merge deletes the trusted branch and says so; close too; reopen returns to awaiting", async () => {
@@ -214,26 +212,26 @@ describe("contributor MRs", () => {
     w.sim.comment(w.app.id, first.iid, w.maya.id, "/trust");
     w.sim.comment(w.app.id, second.iid, w.maya.id, "/trust");
     await w.settle();
-    assert.ok(w.sim.branch(w.app.id, "trusted-one"));
-    assert.ok(w.sim.branch(w.app.id, "trusted-two"));
+    assert.ok(w.sim.branch(w.app.id, w.trustedBranch(first)));
+    assert.ok(w.sim.branch(w.app.id, w.trustedBranch(second)));
 
     w.sim.mergeMergeRequest(w.app.id, first.iid, w.maya.id);
     w.sim.closeMergeRequest(w.app.id, second.iid, w.maya.id);
     await w.settle();
-    assert.equal(w.sim.branch(w.app.id, "trusted-one"), undefined);
-    assert.equal(w.sim.branch(w.app.id, "trusted-two"), undefined);
-    assert.match(sticky(w, first.iid).body, /was merged on .* The trusted branch `trusted-one` was deleted/);
-    assert.match(sticky(w, second.iid).body, /was closed on .* The trusted branch `trusted-two` was deleted/);
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(first)), undefined);
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(second)), undefined);
+    assert.match(sticky(w, first.iid).body, new RegExp(`was merged on .* The trusted branch \`${w.trustedBranch(first)}\` was deleted`));
+    assert.match(sticky(w, second.iid).body, new RegExp(`was closed on .* The trusted branch \`${w.trustedBranch(second)}\` was deleted`));
 
     w.sim.reopenMergeRequest(w.app.id, second.iid, w.maya.id);
     await w.settle();
     assert.match(sticky(w, second.iid).body, /Waiting for a committer/);
     assert.equal(w.status(second.sha)?.status, "pending");
-    assert.equal(w.sim.branch(w.app.id, "trusted-two"), undefined);
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(second)), undefined);
     const cleanups = (await w.audit()).filter((e) => e.event === "cleanup");
     assert.deepEqual(cleanups.map((e) => [e.mrIid, e.branch, e.reason]).sort(), [
-      [String(first.iid), "trusted-one", "merge request merged"],
-      [String(second.iid), "trusted-two", "merge request closed"],
+      [String(first.iid), w.trustedBranch(first), "merge request merged"],
+      [String(second.iid), w.trustedBranch(second), "merge request closed"],
     ]);
 
     // A contributor's next MR is no longer a first contribution.
@@ -263,16 +261,16 @@ describe("manual flow and committer branches", () => {
     const mr = w.openForkMr();
     await w.settle();
     const { after: older } = { after: w.sim.branch(w.app.id, "main")!.sha };
-    await w.as(w.maya).Branches.create(w.app.id, "trusted-feature", older);
+    await w.as(w.maya).Branches.create(w.app.id, w.trustedBranch(mr), older);
     await w.settle();
-    assert.equal(w.pipelinesOn("trusted-feature").length, 0, "nothing runs for a commit that is not the head");
-    assert.match(sticky(w, mr.iid).body, /points at `[0-9a-f]{8}`, not at the head/);
+    assert.equal(w.pipelinesOn(w.trustedBranch(mr)).length, 0, "nothing runs for a commit that is not the head");
+    assert.match(sticky(w, mr.iid).body, /points at `[0-9a-f]{40}`, not at the head/);
     assert.equal(w.status(mr.sha)?.status, "pending");
 
-    await w.as(w.maya).Branches.remove(w.app.id, "trusted-feature");
-    await w.as(w.maya).Branches.create(w.app.id, "trusted-feature", mr.sha);
+    await w.as(w.maya).Branches.remove(w.app.id, w.trustedBranch(mr));
+    await w.as(w.maya).Branches.create(w.app.id, w.trustedBranch(mr), mr.sha);
     await w.settle();
-    const pipelines = w.pipelinesOn("trusted-feature");
+    const pipelines = w.pipelinesOn(w.trustedBranch(mr));
     assert.equal(pipelines.length, 1);
     assert.equal(variables(w, pipelines[0]!.id)["TRUSTED_GRANTED_BY"], "maya");
     const state = sticky(w, mr.iid).state;
@@ -288,7 +286,7 @@ describe("manual flow and committer branches", () => {
     const mr = w.openForkMr();
     w.sim.comment(w.app.id, mr.iid, w.maya.id, "/trust");
     await w.settle();
-    const pipelines = w.pipelinesOn("trusted-feature");
+    const pipelines = w.pipelinesOn(w.trustedBranch(mr));
     const live = pipelines.filter((p) => p.status !== "canceled");
     assert.deepEqual(
       live.map((p) => p.source),
@@ -308,7 +306,7 @@ describe("manual flow and committer branches", () => {
     assert.equal(w.status(mr.sha), undefined);
     w.sim.comment(w.app.id, mr.iid, w.maya.id, "/trust");
     await w.settle();
-    assert.equal(w.sim.branch(w.app.id, "trusted-release/1.0"), undefined);
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(mr)), undefined);
     assert.match(w.replies(mr.iid)[0]?.body ?? "", /protected branch of this project/);
   });
 });

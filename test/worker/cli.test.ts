@@ -80,6 +80,69 @@ describe("cli", () => {
     assert.match(typo.stderr, /worker\.concurency .*unknown key/);
   });
 
+  it("leak: check-config masks a password in a URL query string", async () => {
+    const leaks = [
+      "redis-query-pass",
+      "redis-userinfo-pass",
+      "glpat-query-private",
+      "glpat-userinfo-token",
+      "hook-query-token",
+      "hook-fragment-token",
+    ];
+    const path = configFile({
+      gitlab: { url: "https://glpat-userinfo-token@gitlab.example.com/?private_token=glpat-query-private" },
+      redis: { url: "redis://:redis-userinfo-pass@redis.example.com:6379/0?password=redis-query-pass&db=2" },
+      server: {
+        public_url: "https://bot.example.com/webhook?access_token=hook-query-token&v=1#token=hook-fragment-token",
+      },
+    });
+    const yaml = await run(["check-config", "--config", path], SECRETS);
+    assert.equal(yaml.code, 0, yaml.stderr);
+    const json = await run(["check-config", "--config", path, "--format", "json"], SECRETS);
+    assert.equal(json.code, 0, json.stderr);
+    for (const out of [yaml.stdout, json.stdout]) {
+      for (const secret of leaks) assert.ok(!out.includes(secret), `check-config printed ${secret}:\n${out}`);
+    }
+    // What is not secret stays readable, so the output still answers "which Redis, which GitLab?".
+    const parsed = JSON.parse(json.stdout) as {
+      gitlab: { url: string };
+      redis: { url: string };
+      server: { public_url: string };
+    };
+    assert.equal(parsed.redis.url, "redis://:********@redis.example.com:6379/0?password=********&db=2");
+    assert.equal(parsed.gitlab.url, "https://********@gitlab.example.com/?private_token=********");
+    assert.equal(parsed.server.public_url, "https://bot.example.com/webhook?access_token=********&v=1#token=********");
+  });
+
+  it("leak: a YAML error does not echo a token", async () => {
+    // A stray quote in the file: the yaml package's message quotes the offending lines, here the token's.
+    const dir = mkdtempSync(join(tmpdir(), "tmr-cli-"));
+    const path = join(dir, "trusted-mr-bot.yml");
+    writeFileSync(
+      path,
+      'gitlab:\n  url: https://gitlab.example.com\n  token: "glpat-yaml-leak-1\nwebhook:\n  secret: hook-yaml-leak-2\n',
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", CLI, "check-config", "--config", path], {
+      env: { ...process.env, GITLAB_TOKEN: "", GITLAB_WEBHOOK_SECRET: "", TMR_CONFIG: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      output += d;
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      output += d;
+    });
+    const [code] = await once(child, "exit");
+    assert.equal(code, 2, output);
+    assert.match(output, /is not valid YAML/);
+    assert.match(output, /line \d+, column \d+/, "still says where");
+    assert.match(output, /gitlab\.token/, "still names the key");
+    for (const secret of ["glpat-yaml-leak-1", "hook-yaml-leak-2"]) {
+      assert.ok(!output.includes(secret), `printed ${secret}:\n${output}`);
+    }
+  });
+
   it("exits 2 on an unknown command or option, 0 for --help", async () => {
     assert.equal((await run(["bogus"], SECRETS)).code, 2);
     const badFlag = await run(["serve", "--nope"], SECRETS);

@@ -27,6 +27,19 @@ function matchesSearch(name: string, search: string): boolean {
   return n.includes(s);
 }
 
+/**
+ * The ids of one kind in a Premium `allowed_to_push` / `allowed_to_merge` list (`[{user_id}, {group_id},
+ * {deploy_key_id}]`, EE `API::Helpers::ProtectedBranchesHelpers`). `{access_level}` entries are not modelled:
+ * `push_access_level` / `merge_access_level` give the role.
+ */
+function allowedIds(ctx: RequestContext, key: string, id: "user_id" | "group_id" | "deploy_key_id"): number[] {
+  const list = ctx.params[key];
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((a) =>
+    a && typeof a === "object" && id in a ? [Number((a as Record<string, unknown>)[id])] : [],
+  );
+}
+
 function requirePush(ctx: RequestContext, project: ProjectRecord): void {
   if (!canPushCode(ctx.state, ctx.user.id, project)) throw new SimError("forbidden", FORBIDDEN);
 }
@@ -96,15 +109,15 @@ export function branchRoutes(t: RouteTable): void {
       }
       return v ?? AccessLevel.Maintainer;
     };
-    const allowed = ctx.params["allowed_to_push"];
-    const allowedToPushUserIds = Array.isArray(allowed)
-      ? allowed.flatMap((a) => (a && typeof a === "object" && "user_id" in a ? [Number(a.user_id)] : []))
-      : [];
     protectBranch(ctx.state, project.id, {
       name,
       pushAccessLevel: level("push_access_level"),
       mergeAccessLevel: level("merge_access_level"),
-      allowedToPushUserIds,
+      allowedToPushUserIds: allowedIds(ctx, "allowed_to_push", "user_id"),
+      allowedToMergeUserIds: allowedIds(ctx, "allowed_to_merge", "user_id"),
+      allowedToPushGroupIds: allowedIds(ctx, "allowed_to_push", "group_id"),
+      allowedToMergeGroupIds: allowedIds(ctx, "allowed_to_merge", "group_id"),
+      allowedToPushDeployKeyIds: allowedIds(ctx, "allowed_to_push", "deploy_key_id"),
       allowForcePush: optBool(ctx.params, "allow_force_push") ?? false,
     });
     const rule = project.protectedBranches.find((r) => r.name === name)!;

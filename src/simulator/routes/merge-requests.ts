@@ -2,7 +2,7 @@
  * Merge requests (lib/api/merge_requests.rb), their notes (lib/api/notes.rb) and note award emoji
  * (lib/api/award_emoji.rb).
  */
-import { awardEmojiEntity, mergeRequestEntity, noteEntity } from "../entities.js";
+import { awardEmojiEntity, mergeRequestEntity, mergeRequestVersionEntity, noteEntity } from "../entities.js";
 import {
   addNote,
   awardEmoji,
@@ -73,6 +73,13 @@ export function mergeRequestRoutes(t: RouteTable): void {
   });
 
   t.get(MR, (ctx) => ok(mergeRequestEntity(ctx.state, findMr(ctx), ctx.user.id, { detail: true })));
+
+  // lib/api/merge_request_diffs.rb: `merge_request.merge_request_diffs.order_id_desc`, paginated.
+  t.get(`${MR}/versions`, (ctx) => {
+    const mr = findMr(ctx);
+    const versions = [...(ctx.state.project(mr.targetProjectId).mergeRequestVersions.get(mr.iid) ?? [])].reverse();
+    return paginate(ctx, versions, mergeRequestVersionEntity);
+  });
 
   t.post("/projects/:id/merge_requests", (ctx) => {
     const project = findProject(ctx);

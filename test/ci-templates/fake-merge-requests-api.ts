@@ -101,9 +101,12 @@ function send(res: http.ServerResponse, status: number, body: unknown, pretty: b
   res.end(text);
 }
 
+/** GitLab's default `per_page`. */
+const PAGE_SIZE = 20;
+
 /**
- * A fake GitLab API on 127.0.0.1 that answers `GET /api/v4/projects/:id/merge_requests?source_branch=&state=` like
- * GitLab (token check, filtering), records every request, and answers 404 to anything else.
+ * A fake GitLab API on 127.0.0.1 that answers `GET /api/v4/projects/:id/merge_requests?source_branch=&state=&iids[]=`
+ * like GitLab (token check, filtering, one page), records every request, and answers 404 to anything else.
  */
 export async function startFakeMergeRequestsApi(options: FakeMergeRequestsApiOptions): Promise<FakeMergeRequestsApi> {
   const requests: RecordedRequest[] = [];
@@ -136,15 +139,18 @@ export async function startFakeMergeRequestsApi(options: FakeMergeRequestsApiOpt
     }
     const state = url.searchParams.get("state") ?? "all";
     const sourceBranch = url.searchParams.get("source_branch");
+    const iids = url.searchParams.getAll("iids[]");
     const found = options.mergeRequests.filter(
       (mr) =>
         (state === "all" || (mr.state ?? "opened") === state) &&
-        (sourceBranch === null || mr.sourceBranch === sourceBranch),
+        (sourceBranch === null || mr.sourceBranch === sourceBranch) &&
+        (iids.length === 0 || iids.includes(String(mr.iid))),
     );
+    // GitLab answers the first page only, 20 merge requests unless `per_page` says otherwise.
     send(
       res,
       200,
-      found.map((mr) => toGitlabJson(mr, options.projectId, decoySha)),
+      found.slice(0, PAGE_SIZE).map((mr) => toGitlabJson(mr, options.projectId, decoySha)),
       pretty,
     );
   });

@@ -4,6 +4,7 @@ import { mkdtemp, rm, symlink } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { parseTrustedBranchName, trustedBranchName } from "../../src/trust/decide.js";
 import {
   type FakeMergeRequest,
   type FakeMergeRequestsApi,
@@ -110,11 +111,14 @@ function runScript(text: string, variables: Record<string, string>, pathDirs?: s
   });
 }
 
-/** A pipeline on trusted-fix-parser at TRUSTED_SHA, as GitLab sets it up. */
+/** The trusted branch of MR !12 from fix-parser, named as the bot names it. */
+const TRUSTED_BRANCH = trustedBranchName("trusted-", { sourceBranch: "fix-parser", iid: 12 });
+
+/** A pipeline on the trusted branch of !12 at TRUSTED_SHA, as GitLab sets it up. */
 function trustedPipeline(apiUrl: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     CI_PIPELINE_SOURCE: "web",
-    CI_COMMIT_BRANCH: "trusted-fix-parser",
+    CI_COMMIT_BRANCH: TRUSTED_BRANCH,
     CI_COMMIT_SHA: TRUSTED_SHA,
     CI_COMMIT_REF_PROTECTED: "true",
     CI_PROJECT_ID: String(PROJECT_ID),
@@ -150,7 +154,7 @@ describe("SHA check script, pipeline started by the bot", () => {
     assert.equal(run.code, 0, run.output);
     assert.deepEqual(run.lines, [
       HEADING,
-      "Trusted branch: trusted-fix-parser",
+      "Trusted branch: trusted-fix-parser-mr12",
       `Trusted branch SHA: ${TRUSTED_SHA}`,
       "Review branch: fix-parser (merge request !12, source project 99)",
       `Review branch SHA: ${TRUSTED_SHA} (the reviewed commit, trust granted by alice)`,
@@ -169,20 +173,20 @@ describe("SHA check script, pipeline started by the bot", () => {
     assert.ok(run.lines.includes("Review branch: fix-parser (merge request !12, source project 99)"));
     assert.match(
       run.output,
-      /FAILED: the SHAs do not match\. trusted-fix-parser is not at the commit that was reviewed/,
+      /FAILED: the SHAs do not match\. trusted-fix-parser-mr12 is not at the commit that was reviewed/,
     );
     assert.match(run.output, /comments \/trust on the merge request again/);
     assert.doesNotMatch(run.output, /^OK/m);
     assert.deepEqual(api.requests, []);
   });
 
-  test("without TRUSTED_SOURCE_BRANCH the review branch is the trusted branch without the prefix", async () => {
+  test("without TRUSTED_SOURCE_BRANCH and TRUSTED_MR_IID the review branch and MR come from the name", async () => {
     const run = await runScript(
       script,
       trustedPipeline("http://127.0.0.1:9/api/v4", { CI_PIPELINE_SOURCE: "api", TRUSTED_SOURCE_SHA: TRUSTED_SHA }),
     );
     assert.equal(run.code, 0, run.output);
-    assert.ok(run.lines.includes("Review branch: fix-parser"), run.output);
+    assert.ok(run.lines.includes("Review branch: fix-parser (merge request !12)"), run.output);
     assert.ok(
       run.lines.includes(
         `Review branch SHA: ${TRUSTED_SHA} (the reviewed commit, trust granted by an unnamed committer)`,
@@ -196,7 +200,7 @@ describe("SHA check script, pipeline started by the bot", () => {
       trustedPipeline("http://127.0.0.1:9/api/v4", { ...bot, CI_COMMIT_REF_PROTECTED: "false" }),
     );
     assert.equal(run.code, 0, run.output);
-    assert.match(run.output, /WARNING: trusted-fix-parser is not a protected branch here; protect trusted-\*/);
+    assert.match(run.output, /WARNING: trusted-fix-parser-mr12 is not a protected branch here; protect trusted-\*/);
   });
 });
 
@@ -225,13 +229,14 @@ describe("SHA check script, pipeline started by hand (no TRUSTED_SOURCE_SHA)", (
     const api = await fakeApi([mr(12, TRUSTED_SHA)], { pretty: true });
     const run = await runScript(script, trustedPipeline(api.apiUrl, { TRUSTED_API_TOKEN: TOKEN }));
     assert.equal(run.code, 0, run.output);
+    assert.ok(run.lines.includes("!12 from fix-parser is looked up through the GitLab API."), run.output);
     assert.ok(run.lines.includes("Review branch: fix-parser (merge request !12, source project 99)"), run.output);
     assert.ok(run.lines.includes(`Review branch SHA: ${TRUSTED_SHA} (the head of the open merge request)`));
     assert.deepEqual(api.requests, [
       {
         method: "GET",
         path: `/api/v4/projects/${PROJECT_ID}/merge_requests`,
-        query: { state: "opened", source_branch: "fix-parser" },
+        query: { state: "opened", source_branch: "fix-parser", "iids[]": "12" },
         privateToken: TOKEN,
       },
     ]);
@@ -249,29 +254,42 @@ describe("SHA check script, pipeline started by hand (no TRUSTED_SOURCE_SHA)", (
     }
   });
 
-  test("two open MRs from same-named branches: cannot tell which, fails; TRUSTED_MR_IID decides", async () => {
-    const api = await fakeApi([mr(12, OTHER_SHA), mr(13, TRUSTED_SHA, { sourceProjectId: 100 })]);
-    const ambiguous = await runScript(script, trustedPipeline(api.apiUrl, { TRUSTED_API_TOKEN: TOKEN }));
-    assert.equal(ambiguous.code, 1, ambiguous.output);
-    assert.match(ambiguous.output, /Could not check: 2 open merge requests come from fix-parser \(!12, !13\)/);
-    assert.match(ambiguous.output, /run the pipeline with TRUSTED_MR_IID set/);
+  test("attack: a hand-started pipeline on trusted-feature-mr2 is checked against !2, not an MR from a branch named feature-mr2", async () => {
+    // Anybody can open MR !3 from a fork branch literally named feature-mr2; its trusted branch would be
+    // trusted-feature-mr2-mr3. The lookup of the whole name would find !3 and pass or fail by !3's head.
+    const branch = { CI_COMMIT_BRANCH: "trusted-feature-mr2", TRUSTED_API_TOKEN: TOKEN };
+    const own = (sha: string, state?: FakeMergeRequest["state"]) =>
+      mr(2, sha, { sourceBranch: "feature", ...(state ? { state } : {}) });
+    const decoy = (sha: string) => mr(3, sha, { sourceBranch: "feature-mr2", sourceProjectId: 100 });
 
-    const byIid = await runScript(
-      script,
-      trustedPipeline(api.apiUrl, { TRUSTED_API_TOKEN: TOKEN, TRUSTED_MR_IID: "13" }),
-    );
-    assert.equal(byIid.code, 0, byIid.output);
-    assert.ok(byIid.lines.includes("Review branch: fix-parser (merge request !13, source project 100)"));
+    // !2 is at the trusted commit: passes, even though !3 is elsewhere.
+    const api = await fakeApi([own(TRUSTED_SHA), decoy(OTHER_SHA)]);
+    const passes = await runScript(script, trustedPipeline(api.apiUrl, branch));
+    assert.equal(passes.code, 0, passes.output);
+    assert.ok(passes.lines.includes("Review branch: feature (merge request !2, source project 99)"), passes.output);
 
-    const byProject = await runScript(
-      script,
-      trustedPipeline(api.apiUrl, { TRUSTED_API_TOKEN: TOKEN, TRUSTED_SOURCE_PROJECT_ID: "99" }),
-    );
-    assert.equal(byProject.code, 1, byProject.output);
-    assert.match(byProject.output, /FAILED: the SHAs do not match/);
+    // !2 moved on to unreviewed commits: fails, even though !3's head is the trusted commit.
+    const movedOn = await fakeApi([own(OTHER_SHA), decoy(TRUSTED_SHA)]);
+    const fails = await runScript(script, trustedPipeline(movedOn.apiUrl, branch));
+    assert.equal(fails.code, 1, fails.output);
+    assert.ok(fails.lines.includes("Review branch: feature (merge request !2, source project 99)"), fails.output);
+    assert.match(fails.output, /FAILED: the SHAs do not match/);
+
+    // !2 is closed: nothing to check, fails closed instead of taking !3.
+    const closed = await fakeApi([own(TRUSTED_SHA, "closed"), decoy(TRUSTED_SHA)]);
+    const unchecked = await runScript(script, trustedPipeline(closed.apiUrl, branch));
+    assert.equal(unchecked.code, 1, unchecked.output);
+    assert.match(unchecked.output, /Could not check: no open merge request !2 from feature was found\./);
+
+    for (const { requests } of [api, movedOn, closed]) {
+      assert.deepEqual(
+        requests.map((r) => r.query),
+        [{ state: "opened", source_branch: "feature", "iids[]": "2" }],
+      );
+    }
   });
 
-  test("trusted branch <prefix><branch>-mr<iid>: looks up <branch> and picks that MR", async () => {
+  test("trusted branch <prefix><branch>-mr<iid>: looks up that MR from <branch> and nothing else", async () => {
     const api = await fakeApi([mr(12, OTHER_SHA), mr(13, TRUSTED_SHA, { sourceProjectId: 100 })]);
     const run = await runScript(
       script,
@@ -280,23 +298,140 @@ describe("SHA check script, pipeline started by hand (no TRUSTED_SOURCE_SHA)", (
     assert.equal(run.code, 0, run.output);
     assert.ok(run.lines.includes("Review branch: fix-parser (merge request !13, source project 100)"), run.output);
     assert.deepEqual(
-      api.requests.map((r) => r.query["source_branch"]),
-      ["fix-parser-mr13", "fix-parser"],
+      api.requests.map((r) => r.query),
+      [{ state: "opened", source_branch: "fix-parser", "iids[]": "13" }],
     );
   });
 
-  test("a branch named like <branch>-mr<n> that has an open MR of its own is not split", async () => {
+  test("a source branch named like <branch>-mr<n> is found through its own suffix", async () => {
     const api = await fakeApi([
       mr(12, TRUSTED_SHA, { sourceBranch: "fix-mr7" }),
       mr(7, OTHER_SHA, { sourceBranch: "fix" }),
     ]);
     const run = await runScript(
       script,
-      trustedPipeline(api.apiUrl, { TRUSTED_API_TOKEN: TOKEN, CI_COMMIT_BRANCH: "trusted-fix-mr7" }),
+      trustedPipeline(api.apiUrl, {
+        TRUSTED_API_TOKEN: TOKEN,
+        CI_COMMIT_BRANCH: trustedBranchName("trusted-", { sourceBranch: "fix-mr7", iid: 12 }),
+      }),
     );
     assert.equal(run.code, 0, run.output);
     assert.ok(run.lines.includes("Review branch: fix-mr7 (merge request !12, source project 99)"), run.output);
-    assert.equal(api.requests.length, 1);
+    assert.deepEqual(
+      api.requests.map((r) => r.query),
+      [{ state: "opened", source_branch: "fix-mr7", "iids[]": "12" }],
+    );
+  });
+
+  test("the name is read back as the bot reads it (parseTrustedBranchName); names without the suffix stay whole", async () => {
+    const names = [
+      "trusted-feat/x-mr3",
+      "trusted-a-mr1-mr2",
+      "trusted-a-mr-mr2",
+      "trusted-a-mr2-mrx",
+      "trusted-fix-mr07",
+      "trusted-fix-mr0",
+      "trusted-fix-mr7x",
+      "trusted-fix-mr",
+      "trusted--mr5",
+      "trusted-mr5",
+      "trusted-12",
+      "trusted-fix parser-mr4",
+    ];
+    for (const name of names) {
+      const api = await fakeApi([]);
+      const run = await runScript(
+        script,
+        trustedPipeline(api.apiUrl, { TRUSTED_API_TOKEN: TOKEN, CI_COMMIT_BRANCH: name }),
+      );
+      assert.equal(run.code, 1, run.output);
+      const parsed = parseTrustedBranchName("trusted-", name);
+      const expected = parsed
+        ? { state: "opened", source_branch: parsed.sourceBranch, "iids[]": String(parsed.iid) }
+        : { state: "opened", source_branch: name.slice("trusted-".length) };
+      assert.deepEqual(
+        api.requests.map((r) => r.query),
+        [expected],
+        name,
+      );
+    }
+  });
+
+  test("a name without the suffix (older bot, or by hand) is looked up whole; two open MRs: TRUSTED_MR_IID decides", async () => {
+    const legacy = { TRUSTED_API_TOKEN: TOKEN, CI_COMMIT_BRANCH: "trusted-fix-parser" };
+    const api = await fakeApi([mr(12, OTHER_SHA), mr(13, TRUSTED_SHA, { sourceProjectId: 100 })]);
+    const ambiguous = await runScript(script, trustedPipeline(api.apiUrl, legacy));
+    assert.equal(ambiguous.code, 1, ambiguous.output);
+    assert.match(ambiguous.output, /Could not check: 2 open merge requests come from fix-parser \(!12, !13\)/);
+    assert.match(ambiguous.output, /run the pipeline with TRUSTED_MR_IID set/);
+    assert.deepEqual(api.requests[0]?.query, { state: "opened", source_branch: "fix-parser" });
+
+    const byIid = await runScript(script, trustedPipeline(api.apiUrl, { ...legacy, TRUSTED_MR_IID: "13" }));
+    assert.equal(byIid.code, 0, byIid.output);
+    assert.ok(byIid.lines.includes("Review branch: fix-parser (merge request !13, source project 100)"));
+
+    const byProject = await runScript(
+      script,
+      trustedPipeline(api.apiUrl, { ...legacy, TRUSTED_SOURCE_PROJECT_ID: "99" }),
+    );
+    assert.equal(byProject.code, 1, byProject.output);
+    assert.match(byProject.output, /FAILED: the SHAs do not match/);
+  });
+
+  test("TRUSTED_MR_IID and TRUSTED_SOURCE_BRANCH set by hand win over the name", async () => {
+    // An older bot named the trusted branch of !5 from a branch release-mr2 trusted-release-mr2.
+    const api = await fakeApi([
+      mr(5, TRUSTED_SHA, { sourceBranch: "release-mr2" }),
+      mr(2, OTHER_SHA, { sourceBranch: "release" }),
+    ]);
+    const legacy = { TRUSTED_API_TOKEN: TOKEN, CI_COMMIT_BRANCH: "trusted-release-mr2" };
+    const byIid = await runScript(script, trustedPipeline(api.apiUrl, { ...legacy, TRUSTED_MR_IID: "5" }));
+    assert.equal(byIid.code, 0, byIid.output);
+    assert.ok(byIid.lines.includes("Review branch: release-mr2 (merge request !5, source project 99)"), byIid.output);
+
+    const byBranch = await runScript(
+      script,
+      trustedPipeline(api.apiUrl, { ...legacy, TRUSTED_SOURCE_BRANCH: "release-mr2" }),
+    );
+    assert.equal(byBranch.code, 0, byBranch.output);
+    assert.ok(byBranch.lines.includes("Review branch: release-mr2 (merge request !5, source project 99)"));
+
+    const byName = await runScript(script, trustedPipeline(api.apiUrl, legacy));
+    assert.equal(byName.code, 1, byName.output);
+    assert.ok(byName.lines.includes("Review branch: release (merge request !2, source project 99)"), byName.output);
+
+    assert.deepEqual(
+      api.requests.map((r) => r.query),
+      [
+        { state: "opened", source_branch: "release-mr2", "iids[]": "5" },
+        { state: "opened", source_branch: "release-mr2" },
+        { state: "opened", source_branch: "release", "iids[]": "2" },
+      ],
+    );
+  });
+
+  test("a TRUSTED_MR_IID that is not a number: says so, fails closed, asks nothing", async () => {
+    const api = await fakeApi([mr(12, TRUSTED_SHA)]);
+    const run = await runScript(
+      script,
+      trustedPipeline(api.apiUrl, { TRUSTED_API_TOKEN: TOKEN, TRUSTED_MR_IID: "12&state=all" }),
+    );
+    assert.equal(run.code, 1, run.output);
+    assert.match(run.output, /Could not check: TRUSTED_MR_IID \(12&state=all\) is not a merge request iid\./);
+    assert.deepEqual(api.requests, []);
+  });
+
+  test("more open MRs from forks' same-named branches than fit on a page: the iid in the query finds the one", async () => {
+    const forks = Array.from({ length: 25 }, (_, i) =>
+      mr(100 - i, OTHER_SHA, { sourceBranch: "main", sourceProjectId: 1000 + i }),
+    );
+    const api = await fakeApi([...forks, mr(3, TRUSTED_SHA, { sourceBranch: "main" })]);
+    const run = await runScript(
+      script,
+      trustedPipeline(api.apiUrl, { TRUSTED_API_TOKEN: TOKEN, CI_COMMIT_BRANCH: "trusted-main-mr3" }),
+    );
+    assert.equal(run.code, 0, run.output);
+    assert.ok(run.lines.includes("Review branch: main (merge request !3, source project 99)"), run.output);
   });
 
   test("branch names are percent-encoded in the query", async () => {
@@ -304,17 +439,17 @@ describe("SHA check script, pipeline started by hand (no TRUSTED_SOURCE_SHA)", (
     const api = await fakeApi([mr(12, TRUSTED_SHA, { sourceBranch: branch })]);
     const run = await runScript(
       script,
-      trustedPipeline(api.apiUrl, { TRUSTED_API_TOKEN: TOKEN, CI_COMMIT_BRANCH: `trusted-${branch}` }),
+      trustedPipeline(api.apiUrl, { TRUSTED_API_TOKEN: TOKEN, CI_COMMIT_BRANCH: `trusted-${branch}-mr12` }),
     );
     assert.equal(run.code, 0, run.output);
-    assert.deepEqual(api.requests[0]?.query, { state: "opened", source_branch: branch });
+    assert.deepEqual(api.requests[0]?.query, { state: "opened", source_branch: branch, "iids[]": "12" });
   });
 
   test("only closed or merged MRs: no open MR found, fails closed", async () => {
     const api = await fakeApi([mr(12, TRUSTED_SHA, { state: "merged" }), mr(11, TRUSTED_SHA, { state: "closed" })]);
     const run = await runScript(script, trustedPipeline(api.apiUrl, { TRUSTED_API_TOKEN: TOKEN }));
     assert.equal(run.code, 1, run.output);
-    assert.match(run.output, /Could not check: no open merge request from fix-parser was found\./);
+    assert.match(run.output, /Could not check: no open merge request !12 from fix-parser was found\./);
   });
 
   test("the API refuses the token: fails closed with curl's error", async () => {
@@ -359,8 +494,8 @@ function trustedContext(variables: Record<string, string>): CiContext {
   return {
     variables: {
       CI_PIPELINE_SOURCE: "web",
-      CI_COMMIT_BRANCH: "trusted-fix-parser",
-      CI_COMMIT_REF_NAME: "trusted-fix-parser",
+      CI_COMMIT_BRANCH: TRUSTED_BRANCH,
+      CI_COMMIT_REF_NAME: TRUSTED_BRANCH,
       CI_COMMIT_REF_PROTECTED: "true",
       CI_PROJECT_ID: String(PROJECT_ID),
       ...variables,
@@ -447,7 +582,8 @@ describe("contributor guidance job", () => {
     assert.match(log, /^This merge request comes from a contributor branch: fix-parser$/m);
     assert.match(log, /reviews the changes: https:\/\/gitlab\.example\.com\/acme\/app\/-\/merge_requests\/12$/m);
     assert.match(log, /comments \/trust on the merge request/);
-    assert.match(log, /pins the protected branch trusted-fix-parser to exactly the reviewed/);
+    assert.match(log, /pins the protected branch trusted-fix-parser-mr12$/m);
+    assert.match(log, /^ +to exactly the reviewed commit and runs the full pipeline there/m);
   });
 
   test("with contributor-guidance-fails: true it fails on purpose", async () => {

@@ -75,7 +75,7 @@ try {
     budget: 6,
     routes: summarize(upTo),
   });
-  const pipeline = w.pipelinesOn("trusted-feature")[0];
+  const pipeline = w.pipelinesOn(w.trustedBranch(mr))[0];
   if (!pipeline) throw new Error("no trusted pipeline was created");
 
   await measure(
@@ -101,10 +101,10 @@ try {
     return result;
   })();
 
-  await measure("`/trust` again (branch moved: delete + create)", () =>
-    w.sim.comment(w.app.id, mr.iid, w.maya.id, `/trust ${newHead.slice(0, 8)}`),
+  await measure("`/trust <full sha>` again (branch moved: delete + create)", () =>
+    w.sim.comment(w.app.id, mr.iid, w.maya.id, `/trust ${newHead}`),
   );
-  const second = w.pipelinesOn("trusted-feature").at(-1);
+  const second = w.pipelinesOn(w.trustedBranch(mr)).at(-1);
   if (!second) throw new Error("no second pipeline");
   await measure(
     "pipeline status change mirrored (created → running)",
@@ -118,7 +118,7 @@ try {
     4,
   );
   await measure("`/trust` again", () => w.sim.comment(w.app.id, mr.iid, w.maya.id, "/trust"));
-  const third = w.pipelinesOn("trusted-feature").at(-1);
+  const third = w.pipelinesOn(w.trustedBranch(mr)).at(-1);
   if (!third) throw new Error("no third pipeline");
   w.sim.setTestReportSummary(w.app.id, third.id, {
     total: 5,

@@ -117,8 +117,9 @@ export const configSchema = z.strictObject({
       committer_branch_label: z.string().min(1).default("no-detached-pipeline"),
       welcome_first_time_contributors: z.boolean().default(true),
       /**
-       * A bare `/trust` is refused: committers must name the full SHA they reviewed (`/trust <40 hex>`), which closes
-       * the window between reading a diff and commenting (docs/security.md).
+       * A bare `/trust` is refused: committers must name the SHA they reviewed (`/trust <sha>`: 40 hex, or at least
+       * 12 that the note's payload also saw as the head), which closes the window between reading a diff and
+       * commenting (docs/security.md).
        */
       require_sha: z.boolean().default(false),
     })

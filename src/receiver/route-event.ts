@@ -97,7 +97,8 @@ const mrNoteHook = z.object({
     iid,
     target_project_id: id.optional(),
     state: z.string().optional(),
-    last_commit: z.object({ id: z.string() }).nullish(),
+    // The head the commenter saw; only a full SHA is worth comparing (and quoting back).
+    last_commit: z.object({ id: z.string().regex(/^[0-9a-f]{40}$/) }).nullish().catch(null),
   }),
 });
 

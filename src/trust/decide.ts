@@ -346,7 +346,7 @@ function decideCommand(
       if (grant.sha !== head) {
         deferred.push(
           reply(
-            `Trust is stale: \`${shortSha(grant.sha)}\` was trusted, the head is now \`${shortSha(head)}\`. Review [the new commits](${compareUrl(o.mr, grant.sha, head)}) and comment \`/trust ${head}\` to run the pipeline for them.`,
+            `Trust is stale: \`${shortSha(grant.sha)}\` was trusted, the head is now \`${shortSha(head)}\`. Review [the new commits](<${compareUrl(o.mr, grant.sha, head)}>) and comment \`/trust ${head}\` to run the pipeline for them.`,
           ),
         );
         return next;
@@ -404,7 +404,7 @@ function shaRefusal(o: Observed, config: DecideConfig, t: Trigger): string | und
     return `Not trusted: this project asks committers to name the commit they reviewed. The head is \`${head}\`; if that is what you reviewed, comment \`/trust ${head}\`.`;
   }
   if (t.seenSha && t.seenSha !== head) {
-    return `Not trusted: the head of this merge request moved to \`${head}\` after you commented (you saw \`${t.seenSha}\`). Review [the new commits](${compareUrl(o.mr, t.seenSha, head)}) and comment \`/trust ${head}\`.`;
+    return `Not trusted: the head of this merge request moved to \`${head}\` after you commented (you saw \`${t.seenSha}\`). Review [the new commits](<${compareUrl(o.mr, t.seenSha, head)}>) and comment \`/trust ${head}\`.`;
   }
   if (t.headPrecedesComment !== true) {
     return `Not trusted: \`${head}\` became the head of this merge request as you commented, so it may not be the commit you reviewed. ${again}`;

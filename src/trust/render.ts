@@ -95,7 +95,7 @@ export function renderNote(state: StickyState, o: Pick<Observed, "mr">, config: 
   } else if (trusted) {
     const compare = compareUrl(mr, trusted.sha, head);
     lines.push(
-      `**Trust is stale.** New commits arrived after \`${shortSha(trusted.sha)}\` was trusted by ${mention(trusted.by)}; the head is now \`${head}\`. A committer must review [the changes since the trusted commit](${compare}) and trust the new head. Nothing runs until then.`,
+      `**Trust is stale.** New commits arrived after \`${shortSha(trusted.sha)}\` was trusted by ${mention(trusted.by)}; the head is now \`${head}\`. A committer must review [the changes since the trusted commit](${linkTarget(compare)}) and trust the new head. Nothing runs until then.`,
     );
     appendInvitation(lines, head);
     appendPipeline(lines, state, `Last trusted pipeline (for \`${shortSha(trusted.sha)}\`)`);

@@ -8,8 +8,15 @@
  * - `durable` (worker, locks, workflow): commands wait through a reconnect. BullMQ requires
  *   `maxRetriesPerRequest: null` on the connection a Worker blocks on
  *   (https://docs.bullmq.io/guide/going-to-production#maxretriesperrequest).
+ *
+ * Either profile connects to one Redis at `redis.url`, or, with `redis.sentinels`, to whichever node the Sentinels
+ * name as the primary of `redis.sentinel_name` (https://redis.io/docs/latest/operate/oss_and_stack/management/sentinel/).
+ * ioredis asks the Sentinels again on every reconnect, so a failover costs a reconnect; BullMQ takes such a
+ * connection as it is, and its `duplicate()`s (the Worker's blocking connection, the inbox pump's) are Sentinel
+ * connections too (https://docs.bullmq.io/guide/connections).
  */
 import { Redis, type RedisOptions } from "ioredis";
+import type { Config } from "./config/config.js";
 
 export type { Redis } from "ioredis";
 
@@ -19,7 +26,10 @@ export type RedisProfile = "fail-fast" | "durable";
 /** Answer within this long or fail: the receiver's budget for one Redis round trip. */
 const FAIL_FAST_TIMEOUT_MS = 500;
 
-export function createRedis(url: string, profile: RedisProfile, options: { name?: string } = {}): Redis {
+/** Where the data is: a `redis://` URL, or the `redis` config section (with or without Sentinels). */
+export type RedisTarget = string | Pick<Config["redis"], "url" | "sentinels" | "sentinel_name" | "sentinel_password">;
+
+export function createRedis(target: RedisTarget, profile: RedisProfile, options: { name?: string } = {}): Redis {
   const common: RedisOptions = {
     connectionName: options.name,
     // Reconnect quickly: a Redis restart should cost seconds of 503s, not the default's growing pauses.
@@ -36,7 +46,32 @@ export function createRedis(url: string, profile: RedisProfile, options: { name?
           enableAutoPipelining: true,
         }
       : { maxRetriesPerRequest: null };
-  return new Redis(url, { ...common, ...profileOptions });
+  if (typeof target === "string" || !target.sentinels?.length) {
+    return new Redis(typeof target === "string" ? target : target.url, { ...common, ...profileOptions });
+  }
+  return new Redis({ ...sentinelOptions(target, profile), ...common, ...profileOptions });
+}
+
+/**
+ * ioredis options for the primary of a Sentinel group. `redis.url` still gives the data nodes' user name, password
+ * and database; its host and port are not used (config.ts refuses `rediss://` here).
+ */
+function sentinelOptions(target: Exclude<RedisTarget, string>, profile: RedisProfile): RedisOptions {
+  const url = new URL(target.url);
+  const db = Number(url.pathname.slice(1) || "0");
+  return {
+    sentinels: target.sentinels,
+    name: target.sentinel_name,
+    sentinelPassword: target.sentinel_password,
+    username: url.username ? decodeURIComponent(url.username) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : undefined,
+    db: Number.isInteger(db) ? db : 0,
+    // A Sentinel that accepts the connection but never answers must not hold up the reconnect.
+    sentinelCommandTimeout: profile === "fail-fast" ? FAIL_FAST_TIMEOUT_MS : 5000,
+    // A node that was demoted while we stayed connected answers writes with READONLY: reconnect, which asks the
+    // Sentinels for the new primary (https://github.com/redis/ioredis#reconnect-on-error).
+    reconnectOnError: (error) => error.message.startsWith("READONLY"),
+  };
 }
 
 /** Resolves once the connection is ready, rejects after `timeoutMs` (used at start so a bad URL fails loudly). */
@@ -65,9 +100,12 @@ export async function waitForRedis(redis: Redis, timeoutMs: number): Promise<voi
   });
 }
 
-/** `host:port` for messages; never the password. */
+/** `host:port`, or `sentinel <name> (host:port,...)`, for messages; never the password. */
 export function describeRedis(redis: Redis): string {
-  const { host, port, path } = redis.options;
+  const { host, port, path, sentinels, name } = redis.options;
+  if (sentinels?.length) {
+    return `sentinel ${name} (${sentinels.map((s) => `${s.host ?? "localhost"}:${s.port ?? 26379}`).join(",")})`;
+  }
   return path ?? `${host}:${port}`;
 }
 

@@ -17,7 +17,15 @@ import { type BotWorker, createBotWorker, errorSummary } from "./queue/worker.js
 import { createApp } from "./receiver/app.js";
 import { createWebhookHandler } from "./receiver/webhook-handler.js";
 import type { WorkflowDeps } from "./trust/workflow.js";
-import { closeRedis, createRedis, describeRedis, type Redis, type RedisProfile, waitForRedis } from "./redis.js";
+import {
+  closeRedis,
+  createRedis,
+  describeRedis,
+  type Redis,
+  type RedisProfile,
+  type RedisTarget,
+  waitForRedis,
+} from "./redis.js";
 
 /** Which parts run in this process. */
 export interface ServiceRoles {
@@ -38,7 +46,7 @@ export interface StartServiceOptions {
   roles: ServiceRoles;
   /** The workflow; by default `createWorkflow` from `trust/workflow.ts` when the worker role is on. */
   handlers?: WorkflowHandlers;
-  /** Overrides `redis.url` (tests). */
+  /** Overrides `redis.url` and `redis.sentinels` (tests). */
   redisUrl?: string;
 }
 
@@ -69,7 +77,7 @@ const REDIS_START_TIMEOUT_MS = 10_000;
 export async function startService(options: StartServiceOptions): Promise<Service> {
   const { config, logger, roles } = options;
   const metrics = options.metrics ?? createMetrics();
-  const url = options.redisUrl ?? config.redis.url;
+  const target: RedisTarget = options.redisUrl ?? config.redis;
   const cleanups: Array<() => Promise<void>> = [];
   let shutdownTimeoutMs = config.worker.shutdown_timeout_ms;
   const closeAll = async () => {
@@ -79,7 +87,7 @@ export async function startService(options: StartServiceOptions): Promise<Servic
   };
 
   const connect = async (profile: RedisProfile, name: string): Promise<Redis> => {
-    const redis = createRedis(url, profile, { name: `trusted-mr-bot:${name}` });
+    const redis = createRedis(target, profile, { name: `trusted-mr-bot:${name}` });
     cleanups.push(() => closeRedis(redis));
     watchRedis(redis, logger.child({ redis: name }));
     await waitForRedis(redis, REDIS_START_TIMEOUT_MS);
@@ -226,7 +234,7 @@ export interface SweepOnceResult {
 export async function runSweepOnce(options: SweepOnceOptions): Promise<SweepOnceResult> {
   const { config, logger } = options;
   const metrics = options.metrics ?? createMetrics({ defaultMetrics: false });
-  const redis = createRedis(options.redisUrl ?? config.redis.url, "durable", { name: "trusted-mr-bot:sweep" });
+  const redis = createRedis(options.redisUrl ?? config.redis, "durable", { name: "trusted-mr-bot:sweep" });
   const cleanups: Array<() => Promise<void>> = [() => closeRedis(redis)];
   watchRedis(redis, logger);
   try {

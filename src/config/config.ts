@@ -27,6 +27,52 @@ const byteSize = z
 
 const secret = z.string().min(1);
 
+/** `host:port`, `host` (port 26379) or `[v6]:port`. */
+const HOST_PORT = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]+))(?::(\d{1,5}))?$/;
+const SENTINEL_PORT = 26379;
+
+/**
+ * Sentinel addresses: a list of `host:port` strings or `{host, port}` mappings, or one comma-separated string (as
+ * `REDIS_SENTINELS` gives it). The port defaults to Sentinel's 26379.
+ */
+const sentinelList = z
+  .union([
+    z.string(),
+    z.array(
+      z.union([
+        z.string(),
+        z.strictObject({
+          host: z.string().min(1),
+          port: z.number().int().min(1).max(65535).default(SENTINEL_PORT),
+        }),
+      ]),
+    ),
+  ])
+  .transform((value, ctx) => {
+    const items = typeof value === "string" ? value.split(",").map((part) => part.trim()) : value;
+    const out: Array<{ host: string; port: number }> = [];
+    for (const [index, item] of items.entries()) {
+      if (typeof item !== "string") {
+        out.push(item);
+        continue;
+      }
+      const m = HOST_PORT.exec(item);
+      const port = Number(m?.[3] ?? SENTINEL_PORT);
+      if (!m || port < 1 || port > 65535) {
+        // A list from YAML points at the entry; the env variable is one string.
+        ctx.addIssue({
+          code: "custom",
+          path: typeof value === "string" ? [] : [index],
+          message: "Sentinel addresses as host:port (e.g. 10.0.0.5:26379), comma-separated in REDIS_SENTINELS",
+        });
+      } else {
+        out.push({ host: (m[1] ?? m[2])!, port });
+      }
+    }
+    if (items.length === 0) ctx.addIssue({ code: "custom", message: "at least one Sentinel address (host:port)" });
+    return out;
+  });
+
 export const configSchema = z.strictObject({
   gitlab: z
     .strictObject({
@@ -57,9 +103,30 @@ export const configSchema = z.strictObject({
     .prefault({}),
   redis: z
     .strictObject({
+      /** The Redis; with `sentinels`, only its user name, password and database number are used (src/redis.ts). */
       url: z.string().regex(/^rediss?:\/\//, "a redis:// or rediss:// URL").default("redis://127.0.0.1:6379"),
       /** Key prefix for queues, locks, dedup keys and the audit stream. */
       prefix: z.string().min(1).default("tmr"),
+      /** Redis Sentinels to ask for the primary of `sentinel_name`, instead of connecting to `url`'s host. */
+      sentinels: sentinelList.optional(),
+      /** The Sentinels' name for the primary (`sentinel monitor <name> ...`). */
+      sentinel_name: z.string().min(1).default("mymaster"),
+      /** `requirepass` of the Sentinels, when they have one (the data nodes' password is `url`'s). */
+      sentinel_password: secret.optional(),
+      /**
+       * Replicas that must confirm a delivery before the receiver acknowledges it (`WAIT`). Unset: 1 with
+       * `sentinels`, else 0. See "Scaling" in README.md.
+       */
+      wait_replicas: z.number().int().min(0).optional(),
+    })
+    .superRefine((redis, ctx) => {
+      if (redis.sentinels && redis.url.startsWith("rediss://")) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["url"],
+          message: "TLS (rediss://) is not supported with redis.sentinels; use a redis:// URL",
+        });
+      }
     })
     .prefault({}),
   server: z
@@ -154,6 +221,9 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: readonly [string,
     { env: "GITLAB_WEBHOOK_SECRET", path: ["webhook", "secret"], type: "string" },
     { env: "GITLAB_WEBHOOK_SIGNING_TOKEN", path: ["webhook", "signing_token"], type: "string" },
     { env: "REDIS_URL", path: ["redis", "url"], type: "string" },
+    { env: "REDIS_SENTINELS", path: ["redis", "sentinels"], type: "string" },
+    { env: "REDIS_SENTINEL_NAME", path: ["redis", "sentinel_name"], type: "string" },
+    { env: "REDIS_SENTINEL_PASSWORD", path: ["redis", "sentinel_password"], type: "string" },
     { env: "PORT", path: ["server", "port"], type: "int" },
   ];
 

@@ -26,6 +26,18 @@ const CLAIM_IDLE_MS = 30_000;
 const BATCH = 100;
 /** How long one blocking read waits; also how often abandoned entries are looked for when idle. */
 const BLOCK_MS = 1000;
+/** How long the receiver waits for replicas to confirm a delivery: under its 500 ms command timeout (redis.ts). */
+const REPLICA_WAIT_MS = 300;
+
+/**
+ * Replicas that must hold a delivery before the receiver acknowledges it: `redis.wait_replicas`, by default 1 with
+ * Sentinels and 0 without. Replication is asynchronous, so a primary can answer a write and die before any replica
+ * has it; the promoted replica then never saw a delivery GitLab was told is stored, and GitLab does not re-send it.
+ * `WAIT` closes that window (https://redis.io/docs/latest/commands/wait/): the answer waits for the copy.
+ */
+export function replicasToWait(redis: Pick<Config["redis"], "wait_replicas" | "sentinels">): number {
+  return redis.wait_replicas ?? (redis.sentinels?.length ? 1 : 0);
+}
 
 export function inboxKey(config: Pick<Config, "redis">): string {
   return `${config.redis.prefix}:inbox`;
@@ -59,16 +71,30 @@ export interface DeliveryStore {
   accept(deliveryId: string, jobs: JobData[]): Promise<"queued" | "duplicate">;
 }
 
-/** The receiver's side: one round trip per delivery. `redis` is a fail-fast connection. */
+/**
+ * The receiver's side: one round trip per delivery, two with replicas to wait for. `redis` is a fail-fast
+ * connection.
+ */
 export function createInboxStore(redis: Redis, config: Pick<Config, "redis" | "webhook">): DeliveryStore {
   if (!("tmrAccept" in redis)) redis.defineCommand("tmrAccept", { numberOfKeys: 2, lua: ACCEPT_SCRIPT });
   const client = redis as unknown as AcceptCommand;
   const inbox = inboxKey(config);
   const prefix = deliveryKeyPrefix(config);
   const ttlMs = config.webhook.dedup_ttl_seconds * 1000;
+  const replicas = replicasToWait(config.redis);
   return {
     async accept(deliveryId, jobs) {
       const stored = await client.tmrAccept(prefix + deliveryId, inbox, ttlMs, deliveryId, JSON.stringify(jobs));
+      // A duplicate waits too: the first copy may be one whose answer was a 503 because no replica confirmed it.
+      // WAIT covers this connection's writes so far; concurrent deliveries share one WAIT's round trip.
+      if (replicas > 0) {
+        const confirmed = await redis.wait(replicas, REPLICA_WAIT_MS);
+        if (confirmed < replicas) {
+          throw new Error(
+            `stored on the primary, but ${confirmed} of ${replicas} replicas confirmed it within ${REPLICA_WAIT_MS} ms`,
+          );
+        }
+      }
       return stored === 1 ? "queued" : "duplicate";
     },
   };
@@ -179,6 +205,8 @@ export async function startInboxPump(options: InboxPumpOptions): Promise<InboxPu
 
   let running = options.run ?? true;
   const blocking = running ? redis.duplicate() : undefined;
+  // Its failures reach the loop as rejected reads; without a listener ioredis would also print each reconnect error.
+  blocking?.on("error", () => undefined);
   const loop = (async () => {
     if (!blocking) return;
     let lastClaim = 0;

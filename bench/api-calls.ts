@@ -134,7 +134,8 @@ try {
     3,
   );
   await measure(
-    "pipeline status change mirrored (running → failed, with failing jobs and test report)",
+    // A failed pipeline also lists its trigger (bridge) jobs: `GET .../jobs` leaves them out (FACTS.md).
+    "pipeline status change mirrored (running → failed, with failing jobs, trigger jobs and test report)",
     () => w.sim.setJobStatus(w.app.id, third.id, "test", "failed"),
     3,
   );

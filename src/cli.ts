@@ -22,6 +22,9 @@ Commands:
   setup          configure a project: protected trusted-branch rule, label, webhook
                    --project <group/project> [--webhook-url <url>] [--dry-run]
   check-config   print the effective configuration, secrets masked (--format yaml|json)
+                   --gitlab: instead, connect to GitLab with the configured token and report its URL,
+                   version and edition, the bot's user, and what the bot will do there (webhook signing,
+                   pipeline variables, merge gating); exit 1 on a problem
   demo           play the whole workflow against the built-in GitLab simulator (needs no config)
                    [--redis-url <url>] [--log-level <level>]
 
@@ -45,7 +48,7 @@ const COMMANDS: Record<string, Options> = {
   worker: {},
   sweep: {},
   setup: { project: { type: "string" }, "webhook-url": { type: "string" }, "dry-run": { type: "boolean" } },
-  "check-config": { format: { type: "string" } },
+  "check-config": { format: { type: "string" }, gitlab: { type: "boolean" } },
   demo: { "redis-url": { type: "string" }, "log-level": { type: "string" } },
 };
 
@@ -109,6 +112,7 @@ export async function main(
   try {
     switch (command) {
       case "check-config":
+        if (values["gitlab"] === true) return await checkGitLab(config, io);
         return checkConfig(config, source, values["format"], io);
       case "serve":
         return await serve(config, { receiver: true, worker: true, scheduler: true });
@@ -156,6 +160,19 @@ function checkConfig(config: Config, source: string, format: unknown, io: CliIo)
     return 2;
   }
   return 0;
+}
+
+/** `check-config --gitlab`: the instance as the bot's token sees it (instance-report.ts). */
+async function checkGitLab(config: Config, io: CliIo): Promise<number> {
+  // Loaded only by this command.
+  const { GitbeakerAdapter } = await import("./gitlab/gitbeaker-adapter.js");
+  const { describeInstance } = await import("./trust/instance-report.js");
+  // The URL as check-config prints it: credentials in it masked.
+  const shownUrl = (maskSecrets(config) as { gitlab: { url: string } }).gitlab.url;
+  const report = await describeInstance(new GitbeakerAdapter({ config }), config, shownUrl);
+  io.stdout.write(report.lines.map((line) => `${line}\n`).join(""));
+  for (const problem of report.problems) io.stdout.write(`[PROBLEM] ${problem}\n`);
+  return report.problems.length > 0 ? 1 : 0;
 }
 
 async function serve(config: Config, roles: ServiceRoles): Promise<number> {

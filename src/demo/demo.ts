@@ -55,15 +55,21 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       ],
       // The CI template's `workflow: rules` create no pipeline for pushes to trusted branches.
       pipelineOnPushFilter: (ref) => !ref.startsWith(PREFIX),
+      // GitLab.com's default for new projects (17.7+): nobody may set pipeline variables, not even the bot.
+      ciPipelineVariablesMinimumOverrideRole: "no_one_allowed",
     });
     const fork = sim.fork(project.id, { ownerId: carl.id, path: "carl/rocket" });
     diagnostics = () =>
       [
         ...sim.deliveryLog.slice(-30).map((d) => `  webhook ${d.event} -> ${d.status} (${d.idempotencyKey})`),
         ...sim.pipelines(project.id).map((p) => `  pipeline #${p.id} ${p.ref} ${short(p.sha)} ${p.status} ${p.source}`),
-        ...sim.pipelines(project.id).flatMap((p) =>
-          sim.statuses(project.id, p.sha).map((st) => `  status ${st.name} ${st.ref} ${st.status} -> pipeline #${st.pipelineId}`),
-        ),
+        ...sim
+          .pipelines(project.id)
+          .flatMap((p) =>
+            sim
+              .statuses(project.id, p.sha)
+              .map((st) => `  status ${st.name} ${st.ref} ${st.status} -> pipeline #${st.pipelineId}`),
+          ),
       ].join("\n");
     const names = new Map([maria, carl, bot].map((u) => [u.id, u.id === bot.id ? "bot" : `@${u.username}`]));
 
@@ -119,12 +125,32 @@ export async function runDemo(options: DemoOptions): Promise<void> {
 
     step(say, 3, "Maria reviews the code and comments `/trust`");
     const head1 = sim.mergeRequest(project.id, mr.iid).sha;
-    sim.comment(project.id, mr.iid, maria.id, "Looks good to me.\n\n/trust");
+    const trustNote = sim.comment(project.id, mr.iid, maria.id, "Looks good to me.\n\n/trust");
     const pipeline1 = await until("the trusted pipeline", () => trustedPipeline(sim, project.id, head1));
     say(`  trusted branch ${trustedBranch} -> ${short(head1)}; protected pipeline #${pipeline1.id} created`);
-    say(`  pipeline variables: ${pipeline1.variables.map((v) => `${v.key}=${v.value}`).join(" ")}`);
+    const creator = pipeline1.userId === bot.id ? `@${bot.username}` : `user ${pipeline1.userId}`;
+    say(
+      `  started by ${creator} through the API (source ${pipeline1.source}) on the trusted commit ${short(pipeline1.sha)}`,
+    );
+    say(
+      `  pipeline variables: ${
+        pipeline1.variables.length > 0
+          ? pipeline1.variables.map((v) => `${v.key}=${v.value}`).join(" ")
+          : "none (the project allows none: no_one_allowed, GitLab.com's default)"
+      }`,
+    );
+    say(`  jobs: ${pipeline1.jobs.map((j) => `${j.name} (${j.stage})`).join(", ")}`);
+    say(
+      `  check-trusted-sha passes a pipeline that ${creator} started through the API on the protected trusted branch`,
+    );
+    say(`  (CI template input bot-username: ${bot.username}); any other pipeline there is checked against the MR`);
     sim.setPipelineStatus(project.id, pipeline1.id, "running");
     await untilStatus(sim, project.id, mr.iid, head1, "running");
+    // The bot acknowledges the command after the note says what it did.
+    await until(
+      "the bot's emoji on the /trust comment",
+      () => sim.awardEmoji(project.id, mr.iid, trustNote.id).length > 0,
+    );
     showMr(say, sim, project.id, mr.iid, names);
 
     step(say, 4, "The protected integration tests fail");
@@ -146,7 +172,10 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     step(say, 5, "Carl pushes a fix: the trust is stale until a committer reviews the new commit");
     sim.push(fork.id, "fix-parser", { userId: carl.id, message: "Handle empty sections" });
     const head2 = sim.mergeRequest(project.id, mr.iid).sha;
-    await until("the stale notice", () => (comment() ?? "").includes(short(head2)) && /stale|review again/i.test(comment() ?? ""));
+    await until(
+      "the stale notice",
+      () => (comment() ?? "").includes(short(head2)) && /stale|review again/i.test(comment() ?? ""),
+    );
     await sim.idle();
     say(`  trusted pipelines for the new commit: ${countTrusted(sim, project.id, head2)} (nothing runs with secrets)`);
     showMr(say, sim, project.id, mr.iid, names);
@@ -231,7 +260,10 @@ function showMr(
   say(`  commit status ${STATUS}: ${status ? `${status.status} — ${status.description ?? ""}` : "(none)"}`);
   for (const note of sim.notes(projectId, iid).filter((n) => !n.system)) {
     const who = names.get(note.authorId) ?? `user ${note.authorId}`;
-    const emoji = sim.awardEmoji(projectId, iid, note.id).map((e) => `:${e.name}:`).join(" ");
+    const emoji = sim
+      .awardEmoji(projectId, iid, note.id)
+      .map((e) => `:${e.name}:`)
+      .join(" ");
     // The command list folds away on GitLab's page as well (<details>); show it as its summary line.
     const text = note.body
       .replace(/<!--[\s\S]*?-->/g, "")

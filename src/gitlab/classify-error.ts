@@ -11,6 +11,7 @@
  * Matched by `name`, not `instanceof`, so a second copy of the package in node_modules cannot break it.
  */
 import { PermanentError, RateLimitedError, TransientError } from "../errors.js";
+import { routeTemplate } from "./requester.js";
 
 /** Wait used for a 429 that names no wait (no `Retry-After`, no `RateLimit-Reset`): GitLab limits per minute. */
 export const DEFAULT_RATE_LIMIT_WAIT_MS = 60_000;
@@ -49,7 +50,7 @@ export function classifyGitLabError(error: unknown, route: string, now: () => nu
   const response = responseOf(error);
   if (name === "GitbeakerRequestError" && response) {
     const description = (error as { cause?: { description?: unknown } }).cause?.description;
-    return fromStatus(response, route, typeof description === "string" ? description : "", error, now);
+    return fromStatus(response, route, gitlabMessageText(description), error, now);
   }
   if (name === "GitbeakerRetryError") {
     const status = /last status code: (\d{3})/.exec((error as Error).message)?.[1];
@@ -99,6 +100,43 @@ function hintFor(status: number, route: string, description: string): string {
   }
 }
 
+/**
+ * GitLab's error `message` as one plain sentence. GitLab answers a string (`render_api_error!`), or, for a model's
+ * validation errors, the errors hash (`render_validation_error!` in `lib/api/helpers.rb`: `{"message": {"base":
+ * ["a", "b"], "field": ["is invalid"]}}`), which the requester hands on as JSON text. Base messages stand alone,
+ * a field's are prefixed with the field as Rails' `full_messages` does: `a; b; field is invalid`. Anything that is
+ * not JSON (a plain message, a proxy's HTML) is returned as it is.
+ */
+export function gitlabMessageText(message: unknown): string {
+  if (typeof message !== "string") return flattenMessage(message, undefined);
+  const trimmed = message.trim();
+  if (!/^[[{"]/.test(trimmed)) return message;
+  try {
+    return flattenMessage(JSON.parse(trimmed) as unknown, undefined);
+  } catch {
+    return message;
+  }
+}
+
+function flattenMessage(value: unknown, field: string | undefined): string {
+  const parts = (v: unknown, f: string | undefined) => flattenMessage(v, f).trim();
+  if (value === null || value === undefined) return "";
+  if (Array.isArray(value)) {
+    return value
+      .map((v) => parts(v, field))
+      .filter(Boolean)
+      .join("; ");
+  }
+  if (typeof value === "object") {
+    return Object.entries(value as Record<string, unknown>)
+      .map(([key, v]) => parts(v, key === "base" || key === "message" || key === "error" ? field : key))
+      .filter(Boolean)
+      .join("; ");
+  }
+  const text = String(value).replace(/\s+/g, " ").trim();
+  return field && text ? `${field} ${text}` : text;
+}
+
 /** `Retry-After` (seconds or an HTTP date), else `RateLimit-Reset` (unix seconds), else the default. */
 function rateLimitWaitMs(response: ResponseLike, now: () => number = Date.now): number {
   const retryAfter = headerOf(response, "retry-after")?.trim();
@@ -141,3 +179,23 @@ function networkCode(error: unknown): string | undefined {
   if (error instanceof TypeError && error.message === "fetch failed") return "fetch failed";
   return undefined;
 }
+
+/**
+ * What GitLab did, in a few words for a reply on the MR: `502 on POST /projects/:id/repository/branches` (read from
+ * the answer itself, found along the error's causes: no ids, no GitLab text), `no answer` for a network error or a
+ * timeout, `undefined` when the error did not come from GitLab.
+ */
+export function failureBrief(error: unknown): string | undefined {
+  let timedOut = false;
+  for (let e: unknown = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const cause = (e as { cause?: { request?: unknown; response?: unknown } }).cause;
+    const response = responseOf(e);
+    if (response && cause?.request instanceof Request) {
+      return `${response.status} on ${routeTemplate(cause.request.method, new URL(cause.request.url).pathname)}`;
+    }
+    if (e instanceof Error && TIMEOUT_NAMES.has(e.name)) timedOut = true;
+  }
+  return timedOut || networkCode(error) !== undefined ? "no answer" : undefined;
+}
+
+const TIMEOUT_NAMES = new Set(["GitbeakerTimeoutError", "TimeoutError", "AbortError"]);

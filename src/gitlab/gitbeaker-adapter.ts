@@ -11,7 +11,7 @@ import { GitbeakerRequestError, Gitlab } from "@gitbeaker/rest";
 import { z } from "zod";
 import type { Config } from "../config/config.js";
 import type { Metrics } from "../metrics.js";
-import { classifyGitLabError } from "./classify-error.js";
+import { classifyGitLabError, gitlabMessageText } from "./classify-error.js";
 import type {
   Branch,
   CommitStatusInput,
@@ -28,6 +28,7 @@ import type {
   PipelineJob,
   PipelineVariable,
   Project,
+  GitLabInstance,
   ProjectHook,
   ProjectHookInput,
   ProtectedBranchRule,
@@ -46,7 +47,8 @@ const mergeRequestSchema = z.object({
   project_id: z.number(),
   state: z.enum(["opened", "closed", "merged", "locked"]).or(z.string().transform(() => "unknown" as const)),
   sha: z.string().nullable().catch(null),
-  source_project_id: z.number(),
+  // `null` once the source fork was deleted (the foreign key is `on_delete: :nullify`): the MR still parses.
+  source_project_id: z.number().nullable(),
   source_branch: z.string(),
   target_branch: z.string(),
   author: userSchema,
@@ -73,6 +75,13 @@ const projectSchema = z.object({
     .string()
     .nullish()
     .transform((v) => v ?? "main"),
+  // CI/CD settings: shown to Maintainers and up only (`API::Entities::Project`, `admin_project`); 17.1+ for the role.
+  ci_pipeline_variables_minimum_override_role: z
+    .enum(["no_one_allowed", "developer", "maintainer", "owner"])
+    .or(z.string().transform(() => "unknown" as const))
+    .optional()
+    .catch(undefined),
+  restrict_user_defined_variables: z.boolean().optional().catch(undefined),
 });
 
 const branchSchema = z.object({
@@ -193,8 +202,18 @@ const hookSchema = z.object({
   push_events: z.boolean().catch(false),
   merge_requests_events: z.boolean().catch(false),
   note_events: z.boolean().catch(false),
+  confidential_note_events: z.boolean().catch(false),
   pipeline_events: z.boolean().catch(false),
   enable_ssl_verification: z.boolean().catch(true),
+  // GitLab 19.0+ (`lib/api/entities/hook.rb`); absent before.
+  signing_token_present: z.boolean().optional().catch(undefined),
+});
+
+/** `GET /metadata` (15.2+) and `GET /version` (older ones answer only `version` and `revision`). */
+const metadataSchema = z.object({
+  version: z.string(),
+  revision: z.string().catch(""),
+  enterprise: z.boolean().optional().catch(undefined),
 });
 
 // ---- mapping ----
@@ -222,7 +241,16 @@ function toMergeRequest(raw: unknown): MergeRequest {
 
 function toProject(raw: unknown): Project {
   const p = parse(projectSchema, raw, "project");
-  return { id: p.id, pathWithNamespace: p.path_with_namespace, webUrl: p.web_url, defaultBranch: p.default_branch };
+  const role = p.ci_pipeline_variables_minimum_override_role;
+  const restrict = p.restrict_user_defined_variables;
+  return {
+    id: p.id,
+    pathWithNamespace: p.path_with_namespace,
+    webUrl: p.web_url,
+    defaultBranch: p.default_branch,
+    ...(role !== undefined ? { pipelineVariablesMinimumRole: role } : {}),
+    ...(restrict !== undefined ? { restrictUserDefinedVariables: restrict } : {}),
+  };
 }
 
 function toBranch(raw: unknown): Branch {
@@ -308,8 +336,10 @@ function toHook(raw: unknown): ProjectHook {
     pushEvents: h.push_events,
     mergeRequestsEvents: h.merge_requests_events,
     noteEvents: h.note_events,
+    confidentialNoteEvents: h.confidential_note_events,
     pipelineEvents: h.pipeline_events,
     enableSslVerification: h.enable_ssl_verification,
+    ...(h.signing_token_present === undefined ? {} : { signingTokenPresent: h.signing_token_present }),
   };
 }
 
@@ -329,9 +359,10 @@ function statusOf(error: unknown): number | undefined {
   return typeof response?.status === "number" ? response.status : undefined;
 }
 
+/** GitLab's message as one plain sentence (a validation-error hash flattened, `gitlabMessageText`). */
 function descriptionOf(error: unknown): string {
   const description = (error as { cause?: { description?: unknown } } | undefined)?.cause?.description;
-  return typeof description === "string" ? description : "";
+  return typeof description === "string" ? gitlabMessageText(description) : "";
 }
 
 // ---- the adapter ----
@@ -342,6 +373,46 @@ export interface ApiCallCount {
   count: number;
 }
 
+/**
+ * Writes the requester sends again after a 5xx or a network error (requester.ts), inside one port operation, so a
+ * blip costs no job attempt. Only writes idempotent by construction: when the first try did reach GitLab after
+ * all, the second ends in the same state and answers what the method below already takes as "done".
+ * - `PUT .../notes/:note_id` (`ensureStickyNote`): sets the whole body; the same body twice is the same note.
+ * - `DELETE .../branches/:branch` (`deleteBranch`): a 404, already gone, is "nothing to delete".
+ * - `POST .../repository/branches` (`ensureTrustedBranch`): 400 "already exists" makes it compare the branch's SHA.
+ * - `POST .../statuses/:sha` (`ensureStatus`): a pending or running state posted again is 400 "Cannot transition
+ *   ... from" that state, taken as already set; a finished one posted again is a second, identical status.
+ * - `POST .../award_emoji` (`awardEmoji`): "has already been taken" is done.
+ * - `POST .../pipelines/:pipeline_id/cancel`: cancelling a cancelled pipeline answers the pipeline as it is.
+ * - `PUT .../merge_requests/:iid` (`addLabels`, `add_labels` only): adding a label the MR has changes nothing.
+ * Never sent again: `POST /projects/:id/pipeline` (a second pipeline for the same SHA), `POST .../notes` (a second
+ * note), `POST .../pipelines/:pipeline_id/retry` (the failed jobs run twice), and `setup`'s writes (protected
+ * branches, labels, hooks), which a person runs and watches. Those fail the job attempt; the next attempt observes
+ * GitLab first, so it sees what the failed try did after all.
+ */
+const IDEMPOTENT_WRITES: ReadonlySet<string> = new Set([
+  "PUT /projects/:id/merge_requests/:iid/notes/:note_id",
+  "DELETE /projects/:id/repository/branches/:branch",
+  "POST /projects/:id/repository/branches",
+  "POST /projects/:id/statuses/:sha",
+  "POST /projects/:id/merge_requests/:iid/notes/:note_id/award_emoji",
+  "POST /projects/:id/pipelines/:pipeline_id/cancel",
+  "PUT /projects/:id/merge_requests/:iid",
+]);
+
+/**
+ * GitLab's answer to pipeline variables from a user the project does not let set them: 400
+ * `{"message":{"base":["Insufficient permissions to set pipeline variables"]}}` (`Gitlab::Ci::Pipeline::Chain::Build`
+ * via `render_validation_error!` in `lib/api/ci/pipelines.rb`). The chain stops before the pipeline is saved.
+ */
+const VARIABLES_REFUSED_MESSAGE = "Insufficient permissions to set pipeline variables";
+const VARIABLES_REFUSED = Symbol("pipeline variables refused");
+/**
+ * How long a project that refused the bot's pipeline variables gets none: a project whose setting is relaxed later
+ * gets them back after this, without a restart (the first try then costs one refused request again).
+ */
+const VARIABLES_REFUSED_TTL_MS = 60 * 60 * 1000;
+
 export interface GitbeakerAdapterOptions {
   config: Pick<Config, "gitlab">;
   metrics?: Metrics;
@@ -350,6 +421,8 @@ export interface GitbeakerAdapterOptions {
 export class GitbeakerAdapter implements GitLabPort {
   private readonly api: InstanceType<typeof Gitlab<false>>;
   private readonly counts = new Map<string, ApiCallCount>();
+  /** Project id → when GitLab last refused the bot's pipeline variables there ({@link createPipeline}). */
+  private readonly variablesRefused = new Map<number, number>();
   private readonly metrics: Metrics | undefined;
 
   constructor(options: GitbeakerAdapterOptions) {
@@ -358,6 +431,7 @@ export class GitbeakerAdapter implements GitLabPort {
     const requesterFn = createRequesterFn({
       onCall: (route, status) => this.count(route, status),
       requestError: (description, cause) => new GitbeakerRequestError(description, { cause }),
+      retriesWrite: (route) => IDEMPOTENT_WRITES.has(route),
     });
     this.api = new Gitlab({
       host: gitlab.url.replace(/\/+$/, ""),
@@ -533,10 +607,17 @@ export class GitbeakerAdapter implements GitLabPort {
   ): Promise<EnsureBranchResult> {
     const route = "POST /projects/:id/repository/branches";
     const create = () => this.api.Branches.create(projectId, name, sha);
-    const deleted = lastSeen !== undefined && lastSeen !== sha && (await this.deleteBranch(projectId, name));
+    let previous: string | undefined;
+    if (lastSeen !== undefined && lastSeen !== sha) {
+      // A move. Read first: a retried grant may already have put the branch at `sha`, and a branch that already
+      // points at its target is never deleted (its pipeline would lose its ref, and a second one would follow).
+      const current = await this.getBranch(projectId, name);
+      if (current?.sha === sha) return { outcome: "unchanged" };
+      if (current && (await this.deleteBranch(projectId, name))) previous = current.sha;
+    }
     try {
       await create();
-      return deleted ? { outcome: "moved", previousSha: lastSeen } : { outcome: "created" };
+      return previous !== undefined ? { outcome: "moved", previousSha: previous } : { outcome: "created" };
     } catch (error) {
       if (statusOf(error) !== 400 || !/already exists/i.test(descriptionOf(error))) {
         throw classifyGitLabError(error, route);
@@ -560,13 +641,40 @@ export class GitbeakerAdapter implements GitLabPort {
   // ---- pipelines ----
 
   async createPipeline(projectId: number, ref: string, variables: PipelineVariable[]): Promise<CreatePipelineResult> {
+    const refusedAt = this.variablesRefused.get(projectId);
+    const skip = refusedAt !== undefined && Date.now() - refusedAt < VARIABLES_REFUSED_TTL_MS;
+    if (variables.length > 0 && !skip) {
+      const first = await this.postPipeline(projectId, ref, variables);
+      if (first !== VARIABLES_REFUSED) return first;
+      // Nothing was created (the chain stopped at its Build step), so asking again makes exactly one pipeline.
+      this.variablesRefused.set(projectId, Date.now());
+    }
+    const result = await this.postPipeline(projectId, ref, []);
+    if (result === VARIABLES_REFUSED) return { refused: VARIABLES_REFUSED_MESSAGE };
+    return "created" in result && variables.length > 0 ? { ...result, withoutVariables: true } : result;
+  }
+
+  /** One `POST /projects/:id/pipeline`; `variables` are left out of the request when there are none. */
+  private async postPipeline(
+    projectId: number,
+    ref: string,
+    variables: PipelineVariable[],
+  ): Promise<CreatePipelineResult | typeof VARIABLES_REFUSED> {
     try {
-      const raw = await this.api.Pipelines.create(projectId, ref, {
-        variables: variables.map((v) => ({ key: v.key, value: v.value, variable_type: "env_var" })) as never,
-      });
+      const raw = await this.api.Pipelines.create(
+        projectId,
+        ref,
+        variables.length > 0
+          ? { variables: variables.map((v) => ({ key: v.key, value: v.value, variable_type: "env_var" })) as never }
+          : undefined,
+      );
       return { created: toPipeline(raw) };
     } catch (error) {
-      if (statusOf(error) === 400) return { refused: descriptionOf(error) || "GitLab refused to create it (400)" };
+      if (statusOf(error) === 400) {
+        const message = descriptionOf(error);
+        if (variables.length > 0 && message.includes(VARIABLES_REFUSED_MESSAGE)) return VARIABLES_REFUSED;
+        return { refused: message || "GitLab refused to create it (400)" };
+      }
       throw classifyGitLabError(error, "POST /projects/:id/pipeline");
     }
   }
@@ -595,6 +703,14 @@ export class GitbeakerAdapter implements GitLabPort {
   async getPipelineJobs(projectId: number, pipelineId: number): Promise<PipelineJob[]> {
     const raw = await this.call("GET /projects/:id/pipelines/:pipeline_id/jobs", () =>
       this.api.Jobs.all(projectId, { pipelineId, perPage: 100 }),
+    );
+    return (raw as unknown[]).map(toJob);
+  }
+
+  async getPipelineBridges(projectId: number, pipelineId: number): Promise<PipelineJob[]> {
+    // `API::Entities::Ci::Bridge` is a `JobBasic` plus `downstream_pipeline`: the job schema reads it.
+    const raw = await this.call("GET /projects/:id/pipelines/:pipeline_id/bridges", () =>
+      this.api.Jobs.allPipelineBridges(projectId, pipelineId, { perPage: 100 } as never),
     );
     return (raw as unknown[]).map(toJob);
   }
@@ -711,9 +827,11 @@ export class GitbeakerAdapter implements GitLabPort {
     return raw === undefined ? undefined : toNote(raw);
   }
 
-  async postNote(projectId: number, iid: number, body: string): Promise<Note> {
+  async postNote(projectId: number, iid: number, body: string, options?: { internal?: boolean }): Promise<Note> {
+    // `internal` (lib/api/notes.rb; `confidential` before 15.5): sent only when asked, so a plain reply is unchanged.
+    const extra = options?.internal ? ({ internal: true } as never) : undefined;
     const raw = await this.call("POST /projects/:id/merge_requests/:iid/notes", () =>
-      this.api.MergeRequestNotes.create(projectId, iid, body),
+      this.api.MergeRequestNotes.create(projectId, iid, body, extra),
     );
     return toNote(raw);
   }
@@ -788,7 +906,9 @@ export class GitbeakerAdapter implements GitLabPort {
       noteEvents: hook.noteEvents,
       pipelineEvents: hook.pipelineEvents,
       enableSslVerification: hook.enableSslVerification,
+      ...(hook.confidentialNoteEvents !== undefined ? { confidentialNoteEvents: hook.confidentialNoteEvents } : {}),
       ...(hook.token !== undefined ? { token: hook.token } : {}),
+      ...(hook.signingToken !== undefined ? { signingToken: hook.signingToken } : {}),
     };
     const raw =
       hookId === undefined
@@ -797,5 +917,14 @@ export class GitbeakerAdapter implements GitLabPort {
             this.api.ProjectHooks.edit(projectId, hookId, hook.url, options),
           );
     return toHook(raw);
+  }
+
+  async instance(): Promise<GitLabInstance> {
+    // `/metadata` says whether it is an EE build; before 15.2 only the deprecated `/version` exists.
+    const raw =
+      (await this.maybe("GET /metadata", () => this.api.Metadata.show())) ??
+      (await this.call("GET /version", async () => (await this.api.Metadata.requester.get("version", {})).body));
+    const m = parse(metadataSchema, raw, "metadata");
+    return { version: m.version, revision: m.revision, enterprise: m.enterprise };
   }
 }

@@ -35,7 +35,13 @@ export interface MergeRequest {
   state: MergeRequestState;
   /** Head commit: for a fork MR this is the target project's `refs/merge-requests/<iid>/head`. */
   sha: string;
-  sourceProjectId: number;
+  /**
+   * The project the source branch lives in; `null` once that fork was deleted (GitLab nullifies the column:
+   * `merge_requests.source_project_id` is `on_delete: :nullify`). Such an MR keeps its `sha` (the last diff's head,
+   * `MergeRequest#diff_head_sha`) and its `refs/merge-requests/<iid>/head`, but GitLab can no longer merge or
+   * reopen it (`MergeRequest#broken?`, `#reopenable?`). A `null` source is a fork, never the target project.
+   */
+  sourceProjectId: number | null;
   sourceBranch: string;
   targetBranch: string;
   author: User;
@@ -50,11 +56,29 @@ export interface MergeRequest {
   updatedAt: string;
 }
 
+/**
+ * `ci_pipeline_variables_minimum_override_role` (GitLab 17.1+, `ProjectCiCdSetting`): the least role that may set
+ * pipeline variables when `restrict_user_defined_variables` is on. `no_one_allowed` lets nobody, not even an Owner;
+ * it is GitLab.com's default for new projects since 17.7 (self-managed: `maintainer`). `unknown`: a value this bot
+ * does not know.
+ */
+export type PipelineVariablesRole = "no_one_allowed" | "developer" | "maintainer" | "owner" | "unknown";
+
 export interface Project {
   id: number;
   pathWithNamespace: string;
   webUrl: string;
   defaultBranch: string;
+  /**
+   * Who may set pipeline variables. `GET /projects/:id` shows it only to Maintainers and up (`admin_project`), and
+   * only from GitLab 17.1; `undefined` when it is not shown.
+   */
+  pipelineVariablesMinimumRole?: PipelineVariablesRole;
+  /**
+   * `restrict_user_defined_variables`: when false, anyone who may run a pipeline may set its variables, whatever
+   * the minimum role says (`ProjectCiCdSetting#override_pipeline_variables_allowed?`). `undefined` when not shown.
+   */
+  restrictUserDefinedVariables?: boolean;
 }
 
 export interface Branch {
@@ -193,19 +217,41 @@ export interface ProjectHook {
   pushEvents: boolean;
   mergeRequestsEvents: boolean;
   noteEvents: boolean;
+  /** Internal notes, delivered as `Confidential Note Hook` only to hooks with this on. */
+  confidentialNoteEvents: boolean;
   pipelineEvents: boolean;
   enableSslVerification: boolean;
+  /**
+   * Whether the hook has a signing token (`signing_token_present`, GitLab 19.0+); `undefined` when GitLab does not
+   * say, i.e. an instance that knows no webhook signing.
+   */
+  signingTokenPresent?: boolean;
 }
 
 export interface ProjectHookInput {
   url: string;
   /** Secret sent as `X-Gitlab-Token`. */
   token?: string;
+  /**
+   * Standard-Webhooks secret (`whsec_<base64 of 32 bytes>`) GitLab signs deliveries with. An instance that does not
+   * sign drops it silently: read {@link ProjectHook.signingTokenPresent} back.
+   */
+  signingToken?: string;
   pushEvents: boolean;
   mergeRequestsEvents: boolean;
   noteEvents: boolean;
+  confidentialNoteEvents?: boolean;
   pipelineEvents: boolean;
   enableSslVerification: boolean;
+}
+
+/** The GitLab instance (`GET /metadata`, or `GET /version` before 15.2). */
+export interface GitLabInstance {
+  /** `19.0.0-ee`, `17.11.2`: what GitLab reports. */
+  version: string;
+  revision: string;
+  /** An Enterprise Edition build; `undefined` when GitLab does not say (before 15.2). Says nothing of the tier. */
+  enterprise: boolean | undefined;
 }
 
 /** What {@link GitLabPort.ensureTrustedBranch} did. */
@@ -214,7 +260,11 @@ export type EnsureBranchResult =
   | { outcome: "unchanged" }
   | { outcome: "moved"; previousSha: string };
 
-export type CreatePipelineResult = { created: Pipeline } | { refused: string };
+/**
+ * What {@link GitLabPort.createPipeline} did: created the pipeline (`withoutVariables` when GitLab does not let the
+ * bot set pipeline variables in this project, so it was created without them), or GitLab refused it.
+ */
+export type CreatePipelineResult = { created: Pipeline; withoutVariables?: true } | { refused: string };
 
 /** What an `ensure*` write did: `changed` false means GitLab already had it. */
 export interface EnsureResult {
@@ -299,9 +349,9 @@ export interface GitLabPort {
 
   /**
    * Makes branch `name` point at `sha`: creates it, or deletes and re-creates it when it points elsewhere (GitLab has
-   * no "move branch" call). `lastSeen` is where the caller last saw the branch: when that is another commit, it is
-   * deleted and created without reading it first; otherwise creating comes first and the branch is read only on
-   * "already exists". Either way the common case costs one call per write.
+   * no "move branch" call). A branch that already points at `sha` is never deleted. `lastSeen` is where the caller
+   * last saw the branch: when that is another commit (a move), the branch is read first, then deleted and created;
+   * otherwise creating comes first and the branch is read only on "already exists".
    */
   ensureTrustedBranch(projectId: number, name: string, sha: string, lastSeen?: string): Promise<EnsureBranchResult>;
 
@@ -311,8 +361,12 @@ export interface GitLabPort {
   // ---- pipelines ----
 
   /**
-   * Creates a pipeline on `ref` as the bot (`POST /projects/:id/pipeline`), with variables. GitLab refusing the
-   * pipeline itself (400: filtered out by `workflow: rules`, no jobs, invalid CI config) is an outcome, not an error.
+   * Creates one pipeline on `ref` as the bot (`POST /projects/:id/pipeline`), with `variables` where the project lets
+   * the bot set pipeline variables. Where it does not (`ci_pipeline_variables_minimum_override_role` above the bot's
+   * role, or `no_one_allowed`, GitLab.com's default), GitLab answers 400 "Insufficient permissions to set pipeline
+   * variables" and creates nothing; the pipeline is then created without them (`withoutVariables`), and later ones
+   * in that project skip them for a while. GitLab refusing the pipeline itself (400: filtered out by
+   * `workflow: rules`, no jobs, invalid CI config) is an outcome, not an error.
    */
   createPipeline(projectId: number, ref: string, variables: PipelineVariable[]): Promise<CreatePipelineResult>;
 
@@ -324,6 +378,12 @@ export interface GitLabPort {
 
   /** The jobs of a pipeline (latest attempt of each), each with its pipeline's current status when GitLab embeds it. */
   getPipelineJobs(projectId: number, pipelineId: number): Promise<PipelineJob[]>;
+
+  /**
+   * The trigger (bridge) jobs of a pipeline (`GET .../pipelines/:id/bridges`, latest attempt of each): the jobs list
+   * leaves them out. Same shape as a job; `webUrl` is the trigger job's page.
+   */
+  getPipelineBridges(projectId: number, pipelineId: number): Promise<PipelineJob[]>;
 
   /** The test-report summary; `undefined` when the pipeline has no test reports. */
   getTestReportSummary(projectId: number, pipelineId: number): Promise<TestReportSummary | undefined>;
@@ -374,8 +434,11 @@ export interface GitLabPort {
   /** One note of an MR; `undefined` when it does not exist (any more). */
   getNote(projectId: number, iid: number, noteId: number): Promise<Note | undefined>;
 
-  /** Posts a new note (a reply to a command). */
-  postNote(projectId: number, iid: number, body: string): Promise<Note>;
+  /**
+   * Posts a new note (a reply to a command). `internal` makes it an internal note (`internal: true`), visible only
+   * to Planners, Reporters and up: the answer to a command written as an internal note.
+   */
+  postNote(projectId: number, iid: number, body: string, options?: { internal?: boolean }): Promise<Note>;
 
   /** Awards an emoji on a note; awarding one the bot already gave counts as done. */
   awardEmoji(projectId: number, iid: number, noteId: number, name: string): Promise<void>;
@@ -404,4 +467,7 @@ export interface GitLabPort {
 
   /** Creates a project hook (`hookId` undefined) or edits one. */
   saveHook(projectId: number, hook: ProjectHookInput, hookId?: number): Promise<ProjectHook>;
+
+  /** The instance's version and edition. */
+  instance(): Promise<GitLabInstance>;
 }

@@ -9,8 +9,10 @@
  * Otherwise it behaves like gitbeaker's (`@gitbeaker/rest` 43 `defaultRequestHandler` and
  * `@gitbeaker/requester-utils` `defaultOptionsHandler`): snake_case JSON bodies, bracketed array query parameters,
  * `{ body, headers, status }` answers, and `GitbeakerRequestError` with `cause: { description, request, response }`
- * for a non-2xx answer. Idempotent GETs are retried twice on a 5xx or a network error, quickly; anything else is
- * the worker's to retry.
+ * for a non-2xx answer. GETs, and the writes the caller names idempotent (`RequesterHooks.retriesWrite`), are tried
+ * up to three times on a 5xx or a network error, within about a second, so that a blip costs no job attempt; a 429
+ * never is (the worker waits as long as GitLab asked, without spending an attempt), and neither is a write that
+ * could do its work twice.
  *
  * It does not import gitbeaker: the adapter (the only module that does) passes gitbeaker's error class in.
  */
@@ -22,11 +24,22 @@ export interface RequesterHooks {
   onCall(route: string, status: CallStatus): void;
   /** Builds the error for a non-2xx answer: gitbeaker's `GitbeakerRequestError`. */
   requestError(description: string, cause: { description: string; request: Request; response: Response }): Error;
+  /**
+   * Whether a write to `route` (`"POST /projects/:id/statuses/:sha"`) may be sent again after a 5xx or a network
+   * error: only when sending it twice ends where sending it once does. Absent: no write is sent again.
+   */
+  retriesWrite?(route: string): boolean;
 }
 
-/** GET retries on 5xx / network errors, and the pause before each. */
-const GET_RETRIES = 2;
-const GET_RETRY_DELAY_MS = 50;
+/**
+ * Pause before each further try of a request that answered 5xx or not at all (two retries, three tries in all),
+ * each ±25 % so that requests that failed together do not come back together. Short on purpose: an outage longer
+ * than this is the worker's to wait out, with its backoff.
+ */
+const RETRY_DELAYS_MS = [200, 600] as const;
+const RETRY_JITTER = 0.25;
+/** A 5xx's `Retry-After` up to this is waited for here; a longer one is left to the worker. */
+const MAX_IN_REQUEST_WAIT_MS = 2000;
 
 interface ServiceOptions {
   url: string;
@@ -69,24 +82,28 @@ export function createRequesterFn(hooks: RequesterHooks) {
         url.search = formatQuery(options.searchParams);
         const verb = method.toUpperCase();
         const route = routeTemplate(verb, url.pathname);
+        const retries = verb === "GET" || hooks.retriesWrite?.(route) === true;
         for (let attempt = 0; ; attempt++) {
           const request = new Request(url, { method: verb, headers, body, signal: options.signal });
+          const pause = retries ? RETRY_DELAYS_MS[attempt] : undefined;
           let response: Response;
           try {
             response = await fetch(request);
           } catch (error) {
             hooks.onCall(route, "network");
-            if (verb === "GET" && attempt < GET_RETRIES && !options.signal?.aborted) {
-              await delay(GET_RETRY_DELAY_MS * (attempt + 1));
+            // A timeout (gitbeaker's `queryTimeout` aborts the signal) already took as long as GitLab may take.
+            if (pause !== undefined && !options.signal?.aborted) {
+              await delay(jittered(pause));
               continue;
             }
             throw error;
           }
           hooks.onCall(route, response.status);
           if (response.ok) return parseResponse(response);
-          if (verb === "GET" && response.status >= 500 && attempt < GET_RETRIES) {
+          const wait = pause === undefined || response.status < 500 ? undefined : serverWaitMs(response, pause);
+          if (wait !== undefined) {
             await response.body?.cancel();
-            await delay(GET_RETRY_DELAY_MS * (attempt + 1));
+            await delay(wait);
             continue;
           }
           throw await requestError(request, response, hooks);
@@ -182,6 +199,21 @@ function formatQuery(params: Record<string, unknown> | undefined): string {
 
 function isEmptyObject(value: unknown): boolean {
   return !!value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length === 0;
+}
+
+/**
+ * How long to pause before trying a 5xx again: the usual pause, or the 5xx's `Retry-After` (a 503 may name one) when
+ * longer, if that is short enough to wait here; `undefined` leaves the retry to the worker.
+ */
+function serverWaitMs(response: Response, pause: number): number | undefined {
+  const retryAfter = response.headers.get("retry-after")?.trim();
+  const named = retryAfter && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : 0;
+  if (named > MAX_IN_REQUEST_WAIT_MS) return undefined;
+  return Math.max(jittered(pause), named);
+}
+
+function jittered(ms: number): number {
+  return Math.round(ms * (1 - RETRY_JITTER + 2 * RETRY_JITTER * Math.random()));
 }
 
 function delay(ms: number): Promise<void> {

@@ -43,6 +43,8 @@ export interface CommandJob extends MrKey {
   seenSha?: string;
   /** MR state in the payload, for a quick refusal; the worker re-reads anyway. */
   mrState?: string;
+  /** An internal note (`Confidential Note Hook`): the bot answers with internal notes too. */
+  internal?: boolean;
 }
 
 /** A push to a branch of `projectId`: the worker finds the MRs it concerns and reconciles them. */
@@ -106,6 +108,15 @@ export interface WorkflowHandlers {
    * alone decides (a refused user's note flood, workflow.ts): it must not wait for the lock of the MR it floods.
    */
   screen?(job: CommandJob, ctx: JobContext): Promise<boolean>;
+  /**
+   * Optional: a command job failed for a transient reason for the `worker.attempts`-th time, and again at each
+   * later failure (command jobs are retried until they succeed, queue.ts). Answers the commenter, at most once per
+   * note, that the command is not carried out yet and will be; throws when the answer could not be posted, so the
+   * next failure tries again.
+   */
+  commandDelayed?(job: CommandJob, error: unknown, ctx: JobContext): Promise<void>;
+  /** Optional: a command job failed permanently (`PermanentError`, `ConfigError`); answers the commenter why. */
+  commandFailed?(job: CommandJob, error: unknown, ctx: JobContext): Promise<void>;
   push(job: PushJob, ctx: JobContext): Promise<void>;
   pipeline(job: PipelineJob, ctx: JobContext): Promise<void>;
   sweep(job: SweepJob, ctx: JobContext): Promise<void>;

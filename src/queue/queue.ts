@@ -14,7 +14,8 @@
  * A plain custom jobId would instead silently drop a job whose id still exists (active, or kept after completion).
  *
  * Commands are not coalesced: each note is its own job, with a jobId derived from the note so a re-delivered note
- * is not queued twice while its job is kept.
+ * is not queued twice while its job is kept. Nor are they given up for a transient failure: GitLab keeps no trace
+ * of what a comment asked, so its job is the only copy ({@link COMMAND_ATTEMPTS}).
  */
 import { type JobsOptions, Queue } from "bullmq";
 import type { Config } from "../config/config.js";
@@ -41,6 +42,13 @@ const KEEP_COMPLETED = { age: 24 * 3600, count: 10_000 };
 /** Failed jobs are kept a week for inspection (`hint` in the log says what to fix). */
 const KEEP_FAILED = { age: 7 * 24 * 3600, count: 10_000 };
 
+/**
+ * Attempts of a command job: as many as it takes. At `worker.backoff_max_ms` apart (5 minutes by default) this is
+ * years; `worker.attempts` is instead when the worker tells the commenter that the command waits (worker.ts). A
+ * permanent failure still ends the job at once.
+ */
+export const COMMAND_ATTEMPTS = 1_000_000;
+
 export function createQueue(connection: Redis, config: Pick<Config, "redis">): BotQueue {
   return new Queue<JobData, void, JobData["kind"]>(QUEUE_NAME, { connection, prefix: config.redis.prefix });
 }
@@ -63,6 +71,7 @@ export function jobSpec(
     case "command":
       // BullMQ refuses ':' in custom ids.
       opts.jobId = `command-${data.projectId}-${data.noteId}-${data.action}`;
+      opts.attempts = COMMAND_ATTEMPTS;
       break;
     case "pipeline":
       // One job per delivery (not per pipeline and status: a retried pipeline reports `running`/`failed` again

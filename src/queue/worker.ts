@@ -3,8 +3,13 @@
  * retry decisions (src/errors.ts):
  * - `PermanentError` or `ConfigError` → BullMQ `UnrecoverableError`: failed at once, the hint logged (retrying
  *   cannot fix a 403 or a wrong setting);
- * - `RateLimitedError` → retried after exactly the wait GitLab named (see backoff.ts);
- * - anything else → transient, retried with exponential backoff and jitter until `worker.attempts`.
+ * - `RateLimitedError` → moved back to delayed for exactly the wait GitLab named (see backoff.ts), MR lock released,
+ *   for any kind of job: not an attempt, since the job did nothing wrong and retrying sooner only earns another 429;
+ * - anything else → transient, retried with exponential backoff and jitter until `worker.attempts`; command jobs
+ *   until they succeed (queue.ts `COMMAND_ATTEMPTS`), since a comment is the only copy of what it asked.
+ * A committer's command is never dropped silently: from its `worker.attempts`-th transient failure on, the workflow
+ * tells the commenter once that it waits (`commandDelayed`), and a permanent failure is answered too
+ * (`commandFailed`).
  * Several worker processes may run against one Redis; the MR lock keeps them off each other's MRs.
  */
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
@@ -14,7 +19,7 @@ import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import type { Redis } from "../redis.js";
 import { retryDelayMs } from "./backoff.js";
-import { isMrJob, type JobContext, type JobData, type MrKey, type WorkflowHandlers } from "./jobs.js";
+import { type CommandJob, isMrJob, type JobContext, type JobData, type MrKey, type WorkflowHandlers } from "./jobs.js";
 import type { MrLocks } from "./mr-lock.js";
 import { QUEUE_NAME } from "./queue.js";
 
@@ -72,7 +77,7 @@ export function createBotWorker(options: BotWorkerOptions): BotWorker {
     try {
       await dispatch(handlers, data, ctx);
     } catch (error) {
-      throw classifyFailure(error, job, log, metrics);
+      throw await failure(error, job, ctx, token);
     } finally {
       active.delete(job.id ?? "");
       await lock?.release();
@@ -80,6 +85,55 @@ export function createBotWorker(options: BotWorkerOptions): BotWorker {
     metrics.jobs.inc({ kind: data.kind, outcome: "completed" });
     log.info({ durationMs: Math.round(performance.now() - started) }, `${data.kind} job completed`);
   };
+
+  /**
+   * What to throw back to BullMQ for a job whose handler threw, after the answers a command is owed. A
+   * `DelayedError` means the job was moved to delayed here, without spending an attempt.
+   */
+  async function failure(error: unknown, job: Job<JobData>, ctx: JobContext, token?: string): Promise<Error> {
+    const data = job.data;
+    if (error instanceof RateLimitedError) {
+      // Not an attempt, like the lock deferral above: `moveToDelayed` keeps `attemptsMade`.
+      const wait = retryDelayMs(job.attemptsMade + 1, error, config.worker);
+      await job.moveToDelayed(Date.now() + wait, token);
+      metrics.jobs.inc({ kind: data.kind, outcome: "rate_limited" });
+      ctx.log.warn(
+        { err: errorSummary(error), retryAfterMs: error.retryAfterMs },
+        `${data.kind} job rate limited; waiting ${wait} ms`,
+      );
+      return new DelayedError();
+    }
+    if (data.kind !== "command") return classifyFailure(error, job, ctx.log, metrics);
+    const attempt = job.attemptsMade + 1;
+    if (error instanceof PermanentError || error instanceof ConfigError) {
+      await answer("commandFailed", data, error, ctx);
+    } else if (attempt >= config.worker.attempts) {
+      await answer("commandDelayed", data, error, ctx);
+      if (attempt >= (job.opts.attempts ?? 1)) {
+        // Out of attempts all the same: a job queued before commands were kept until they succeed. Waits on
+        // without spending one, backing off by how often it was started.
+        await job.moveToDelayed(Date.now() + retryDelayMs(job.attemptsStarted, error, config.worker), token);
+        metrics.jobs.inc({ kind: data.kind, outcome: "retried" });
+        ctx.log.warn({ err: errorSummary(error) }, "command job out of attempts; kept waiting for GitLab");
+        return new DelayedError();
+      }
+    }
+    return classifyFailure(error, job, ctx.log, metrics);
+  }
+
+  /** A command's answer is best effort: failing to post it changes nothing about the job (it is asked again). */
+  async function answer(
+    handler: "commandDelayed" | "commandFailed",
+    data: CommandJob,
+    error: unknown,
+    ctx: JobContext,
+  ): Promise<void> {
+    try {
+      await handlers[handler]?.(data, error, ctx);
+    } catch (answerError) {
+      ctx.log.warn({ err: errorSummary(answerError), noteId: data.noteId }, `${handler}: the answer was not posted`);
+    }
+  }
 
   const worker = new Worker<JobData, void, JobData["kind"]>(QUEUE_NAME, processor, {
     connection: options.connection,
@@ -134,9 +188,6 @@ function classifyFailure(error: unknown, job: Job<JobData>, log: Logger, metrics
   if (!willRetry) {
     metrics.jobs.inc({ kind, outcome: "failed" });
     log.error({ err: errorSummary(err) }, `${kind} job failed after ${job.attemptsMade + 1} attempts: ${err.message}`);
-  } else if (err instanceof RateLimitedError) {
-    metrics.jobs.inc({ kind, outcome: "rate_limited" });
-    log.warn({ err: errorSummary(err), retryAfterMs: err.retryAfterMs }, `${kind} job rate limited; waiting`);
   } else {
     metrics.jobs.inc({ kind, outcome: "retried" });
     log.warn({ err: errorSummary(err) }, `${kind} job failed; will retry: ${err.message}`);

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import type { CommandJob, PipelineJob, PushJob, ReconcileJob } from "../queue/jobs.js";
+import { parseTrustedBranchName } from "../trust/decide.js";
 
 /** A job an event can start (a sweep is only ever scheduled). */
 export type EventJob = ReconcileJob | CommandJob | PushJob | PipelineJob;
@@ -20,9 +21,19 @@ export interface RouteConfig {
 }
 
 /** The `X-Gitlab-Event` values the bot acts on. */
-export const USED_EVENTS = ["Merge Request Hook", "Note Hook", "Push Hook", "Pipeline Hook"] as const;
+export const USED_EVENTS = [
+  "Merge Request Hook",
+  "Note Hook",
+  "Confidential Note Hook",
+  "Push Hook",
+  "Pipeline Hook",
+] as const;
 
-/** A pipeline variable the bot sets when it creates a trusted pipeline, so the pipeline hook names its MR. */
+/**
+ * A pipeline variable the bot sets on the trusted pipelines it creates where the project allows pipeline variables:
+ * only a hint. The trusted branch's name says the MR (`parseTrustedBranchName`) and wins; many projects allow no
+ * pipeline variables (GitLab.com's default, `no_one_allowed`), so their trusted pipelines carry none.
+ */
 export const MR_IID_VARIABLE = "TRUSTED_MR_IID";
 
 export function routeEvent(eventHeader: string | undefined, payload: unknown, config: RouteConfig): RouteResult {
@@ -30,7 +41,10 @@ export function routeEvent(eventHeader: string | undefined, payload: unknown, co
     case "Merge Request Hook":
       return routeMergeRequest(payload);
     case "Note Hook":
-      return routeNote(payload);
+      return routeNote(payload, "Note Hook");
+    // An internal note (FACTS.md: only to hooks with `confidential_note_events`; `Notes::PostProcessService`).
+    case "Confidential Note Hook":
+      return routeNote(payload, "Confidential Note Hook");
     case "Push Hook":
       return routePush(payload);
     case "Pipeline Hook":
@@ -92,6 +106,9 @@ const mrNoteHook = z.object({
     // `action` arrived in GitLab 16.11; without it the note was just created.
     action: z.string().optional(),
     url: z.string().optional(),
+    // `internal` (`NoteBuilder::SAFE_HOOK_ATTRIBUTES`), `confidential` on releases before the rename.
+    internal: z.boolean().nullish().catch(null),
+    confidential: z.boolean().nullish().catch(null),
   }),
   merge_request: z.object({
     iid,
@@ -102,19 +119,19 @@ const mrNoteHook = z.object({
   }),
 });
 
-function routeNote(payload: unknown): RouteResult {
+function routeNote(payload: unknown, event: "Note Hook" | "Confidential Note Hook"): RouteResult {
   const kind = noteKind.safeParse(payload);
-  if (!kind.success) return mismatch("Note Hook", kind.error);
+  if (!kind.success) return mismatch(event, kind.error);
   const { noteable_type: noteableType, note } = kind.data.object_attributes;
   if (noteableType !== "MergeRequest") return { ignored: `note on ${noteableType}, not on a merge request` };
   if (!mayCarryCommand(note)) return { ignored: "note carries no command" };
   const parsed = mrNoteHook.safeParse(payload);
-  if (!parsed.success) return mismatch("Note Hook", parsed.error);
+  if (!parsed.success) return mismatch(event, parsed.error);
   const { object_attributes: attrs, merge_request: mr, user, project_id: hookProjectId } = parsed.data;
   const action = attrs.action ?? "create";
   if (action !== "create" && action !== "update") return { ignored: `note action ${action} is not used` };
   const projectId = mr.target_project_id ?? hookProjectId;
-  if (projectId === undefined) return { ignored: "Note Hook names no target project" };
+  if (projectId === undefined) return { ignored: `${event} names no target project` };
   // Edited and system notes still become jobs: the worker refuses them and says why in the log.
   const job: CommandJob = {
     kind: "command",
@@ -129,6 +146,8 @@ function routeNote(payload: unknown): RouteResult {
   if (attrs.url !== undefined) job.noteUrl = attrs.url;
   if (mr.last_commit) job.seenSha = mr.last_commit.id;
   if (mr.state !== undefined) job.mrState = mr.state;
+  // Answered with an internal note, so the answer does not make a confidential discussion public. Any sign counts.
+  if (event === "Confidential Note Hook" || attrs.internal === true || attrs.confidential === true) job.internal = true;
   return { jobs: [job] };
 }
 
@@ -176,15 +195,21 @@ const pipelineHook = z.object({
  * status each event reports reaches the worker, which records it as a durable hint before it enqueues the MR's
  * (coalesced) reconcile. Routing it straight to a reconcile lost all but one event's status when several arrived
  * while the MR was busy. Any other pipeline of an MR only asks for a look at that MR.
+ *
+ * The MR comes from the trusted branch's name; `TRUSTED_MR_IID` is used only for a branch whose name does not say
+ * (made by hand, or by an older bot), since the bot's pipelines carry no variables where the project refuses them.
  */
 function routePipeline(payload: unknown, config: RouteConfig): RouteResult {
   const parsed = pipelineHook.safeParse(payload);
   if (!parsed.success) return mismatch("Pipeline Hook", parsed.error);
   const { project, object_attributes: pipeline, merge_request: mr } = parsed.data;
+  const trustedRef = !pipeline.tag && pipeline.ref.startsWith(config.trust.branch_prefix);
+  const named = trustedRef ? parseTrustedBranchName(config.trust.branch_prefix, pipeline.ref)?.iid : undefined;
   const variable = pipeline.variables?.find((v) => v.key === MR_IID_VARIABLE)?.value;
-  const mrIid =
+  const hinted =
     variable && /^[1-9]\d*$/.test(variable) && Number.isSafeInteger(Number(variable)) ? Number(variable) : undefined;
-  if (mrIid !== undefined || (!pipeline.tag && pipeline.ref.startsWith(config.trust.branch_prefix))) {
+  const mrIid = named ?? hinted;
+  if (mrIid !== undefined || trustedRef) {
     const job: PipelineJob = {
       kind: "pipeline",
       projectId: project.id,

@@ -101,6 +101,11 @@ export function createPipeline(world: World, project: ProjectRecord, input: Crea
   }
   const sha = project.branches.get(input.ref);
   if (sha === undefined) throw refusal("Reference not found");
+  // `Gitlab::Ci::Pipeline::Chain::EvaluateWorkflowRules` (lib/gitlab/ci/pipeline/chain/evaluate_workflow_rules.rb),
+  // after the permission and ref checks of the chain, before the jobs are seeded.
+  if (project.workflowRules && !project.workflowRules({ ref: input.ref, source: input.source })) {
+    throw refusal("Pipeline filtered out by workflow rules.");
+  }
   if (project.ciJobs.length === 0) throw refusal("No stages / jobs for this pipeline.");
   const now = nowIso();
   const pipeline = addPipelineRecord(world, project, {
@@ -126,6 +131,7 @@ export function createPipeline(world: World, project: ProjectRecord, input: Crea
       finishedAt: null,
       retried: false,
       failureReason: null,
+      trigger: j.trigger ?? null,
     })),
   });
   emitPipeline(world, pipeline);
@@ -194,11 +200,22 @@ export function setJobStatus(world: World, pipeline: PipelineRecord, jobName: st
 /** `Ci::CancelPipelineService`: cancels cancelable jobs; the pipeline status follows. */
 export function cancelPipeline(world: World, pipeline: PipelineRecord): void {
   const cancelable = latestJobs(pipeline).filter((j) => CANCELABLE.includes(j.status));
-  for (const j of cancelable) setJob(j, "canceled");
+  const graceful = world.state.gracefulCancel;
+  for (const j of cancelable) setJob(j, graceful && j.status === "running" ? "canceling" : "canceled");
   if (pipeline.jobs.length === 0 && CANCELABLE.includes(pipeline.status)) {
     transitionPipeline(world, pipeline, "canceled");
     return;
   }
+  if (latestJobs(pipeline).some((j) => j.status === "canceling")) {
+    transitionPipeline(world, pipeline, "canceling");
+    return;
+  }
+  refreshPipelineStatus(world, pipeline);
+}
+
+/** The runner reports its `canceling` jobs as ended: they are canceled, and the pipeline status follows. */
+export function finishCanceling(world: World, pipeline: PipelineRecord): void {
+  for (const j of latestJobs(pipeline)) if (j.status === "canceling") setJob(j, "canceled");
   refreshPipelineStatus(world, pipeline);
 }
 
@@ -229,6 +246,7 @@ export function retryPipeline(world: World, pipeline: PipelineRecord, userId: nu
       finishedAt: null,
       retried: false,
       failureReason: null,
+      trigger: old.trigger,
     });
   }
   const latest = latestJobs(pipeline);

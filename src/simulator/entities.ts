@@ -2,11 +2,19 @@
  * REST representations, after GitLab's Grape entities (`lib/api/entities/*.rb`) and the response examples in
  * `doc/api/*.md`: snake_case, ISO 8601 timestamps with milliseconds, the fields a client reads.
  */
-import type { SimAwardEmoji, SimCommit, SimHook, SimLabel, SimProtectedBranchRule } from "./model.js";
+import type { SimAwardEmoji, SimCommit, SimHook, SimInstance, SimLabel, SimProtectedBranchRule } from "./model.js";
 import { AccessLevel } from "./model.js";
 import { namespaceName } from "./payloads.js";
 import { isAncestor } from "./git.js";
-import { canMergeToBranch, canPushToBranch, groupAccessLevel, isProtected, matchingRules } from "./permissions.js";
+import { knowsSigningTokens } from "./instance.js";
+import {
+  canMergeToBranch,
+  canPushToBranch,
+  groupAccessLevel,
+  hasAccess,
+  isProtected,
+  matchingRules,
+} from "./permissions.js";
 import { detailedStatus } from "./pipeline-status.js";
 import type {
   CommitStatusRecord,
@@ -121,6 +129,13 @@ export function projectEntity(state: SimState, project: ProjectRecord, viewerId:
     only_allow_merge_if_pipeline_succeeds: false,
     ci_forward_deployment_enabled: true,
     public_jobs: true,
+    // `API::Entities::Project` shows the CI/CD settings only `with_options if: admin_project` (Maintainer+).
+    ...(hasAccess(state, viewerId, project, AccessLevel.Maintainer)
+      ? {
+          restrict_user_defined_variables: project.restrictUserDefinedVariables,
+          ci_pipeline_variables_minimum_override_role: project.ciPipelineVariablesMinimumOverrideRole,
+        }
+      : {}),
     permissions: {
       project_access: direct === undefined ? null : { access_level: direct, notification_level: 3 },
       group_access: groupLevel > 0 ? { access_level: groupLevel, notification_level: 3 } : null,
@@ -269,7 +284,7 @@ export function mergeRequestEntity(
   o: { detail: boolean },
 ): Json {
   const target = state.project(mr.targetProjectId);
-  const source = state.projects.get(mr.sourceProjectId);
+  const source = mr.sourceProjectId === null ? undefined : state.projects.get(mr.sourceProjectId);
   const json: Json = {
     id: mr.id,
     iid: mr.iid,
@@ -370,8 +385,9 @@ export function noteEntity(state: SimState, note: NoteRecord): Json {
     project_id: note.projectId,
     commit_id: null,
     resolvable: false,
-    confidential: false,
-    internal: false,
+    // `Entities::Note`: both read the `internal` column (`confidential` is the deprecated name).
+    confidential: note.internal,
+    internal: note.internal,
     imported: false,
     imported_from: "none",
     noteable_iid: note.noteableIid,
@@ -510,6 +526,38 @@ export function jobEntity(state: SimState, p: PipelineRecord, job: JobRecord): J
   };
 }
 
+/**
+ * `Entities::Ci::Bridge` (lib/api/entities/ci/bridge.rb): `JobBasic` (lib/api/entities/ci/job_basic.rb) plus
+ * `downstream_pipeline`, null here (the simulator creates no downstream pipelines). `failure_reason` only when failed.
+ */
+export function bridgeEntity(state: SimState, p: PipelineRecord, job: JobRecord): Json {
+  const project = state.project(p.projectId);
+  const commit = project.commits.get(p.sha);
+  return {
+    id: job.id,
+    status: job.status,
+    stage: job.stage,
+    name: job.name,
+    ref: p.ref,
+    tag: p.tag,
+    coverage: null,
+    allow_failure: job.allowFailure,
+    created_at: job.createdAt,
+    started_at: job.startedAt,
+    finished_at: job.finishedAt,
+    erased_at: null,
+    duration: seconds(job.startedAt, job.finishedAt),
+    queued_duration: null,
+    user: userById(state, job.userId),
+    commit: commit ? commitEntity(state, project, commit) : null,
+    pipeline: pipelineBasic(p),
+    ...(job.status === "failed" ? { failure_reason: job.failureReason } : {}),
+    web_url: `${project.webUrl}/-/jobs/${job.id}`,
+    project: { ci_job_token_scope_enabled: false },
+    downstream_pipeline: null,
+  };
+}
+
 /** `TestReportSummaryEntity` */
 export function testReportSummaryEntity(p: PipelineRecord): Json {
   const r = p.testReport;
@@ -538,8 +586,12 @@ export function testReportSummaryEntity(p: PipelineRecord): Json {
   };
 }
 
-/** `Entities::ProjectHook` (the token is never returned). */
-export function hookEntity(hook: SimHook): Json {
+/**
+ * `Entities::ProjectHook` (the tokens are never returned). `signing_token_present` only from 19.0
+ * (`lib/api/entities/hook.rb`), where it says whether the hook kept a signing token.
+ */
+export function hookEntity(hook: SimHook, instance: SimInstance): Json {
+  const signing = knowsSigningTokens(instance) ? { signing_token_present: hook.signingToken !== null } : {};
   return {
     id: hook.id,
     url: hook.url,
@@ -554,7 +606,7 @@ export function hookEntity(hook: SimHook): Json {
     merge_requests_events: hook.mergeRequestsEvents,
     tag_push_events: false,
     note_events: hook.noteEvents,
-    confidential_note_events: false,
+    confidential_note_events: hook.confidentialNoteEvents,
     job_events: false,
     pipeline_events: hook.pipelineEvents,
     wiki_page_events: false,
@@ -566,6 +618,7 @@ export function hookEntity(hook: SimHook): Json {
     url_variables: [],
     custom_webhook_template: null,
     created_at: hook.createdAt,
+    ...signing,
   };
 }
 

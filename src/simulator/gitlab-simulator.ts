@@ -11,6 +11,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
   createPipeline,
+  finishCanceling as endCanceling,
   setJobStatus as driveJob,
   setPipelineStatus as drivePipeline,
   setTestReportSummary as storeTestReport,
@@ -39,12 +40,15 @@ import type {
   DeliveryLogEntry,
   DrivenStatus,
   Faults,
+  PipelineSource,
   RequestLogEntry,
   SimAwardEmoji,
   SimBranch,
+  SimCiJob,
   SimCommitStatus,
   SimGroup,
   SimHook,
+  SimInstance,
   SimLabel,
   SimMergeRequest,
   SimNote,
@@ -74,6 +78,7 @@ export type {
   SimCommitStatus,
   SimGroup,
   SimHook,
+  SimInstance,
   SimJob,
   SimLabel,
   SimMergeRequest,
@@ -99,8 +104,15 @@ export interface StartOptions {
   host?: string;
   /** Sent as `X-Gitlab-Instance`; default the simulator's URL. */
   instanceName?: string;
-  /** GitLab version for `User-Agent: GitLab/<version>` and `GET /version`. */
+  /** GitLab version for `User-Agent: GitLab/<version>`, `GET /metadata` and `GET /version`; default 19.0.0. */
   version?: string;
+  /** `enterprise` in `GET /metadata` (an EE build); default false. */
+  enterprise?: boolean;
+  /**
+   * Whether hooks keep a `signing_token` and deliveries are signed (GitLab 19.0+ with the `webhook_signing_token`
+   * flag on); default true. See {@link SimInstance}.
+   */
+  webhookSigning?: boolean;
 }
 
 export interface AddUserInput {
@@ -139,6 +151,8 @@ export interface AddHookInput {
   pushEvents?: boolean;
   mergeRequestsEvents?: boolean;
   noteEvents?: boolean;
+  /** Internal notes (`Confidential Note Hook`). */
+  confidentialNoteEvents?: boolean;
   pipelineEvents?: boolean;
 }
 
@@ -214,10 +228,13 @@ export class GitLabSimulator {
   ) {
     this.url = url;
     this.state = new SimState(url);
-    const version = opts.version ?? "17.11.0";
+    this.setInstance({
+      ...(opts.version === undefined ? {} : { version: opts.version }),
+      ...(opts.enterprise === undefined ? {} : { enterprise: opts.enterprise }),
+      ...(opts.webhookSigning === undefined ? {} : { webhookSigning: opts.webhookSigning }),
+    });
     this.dispatcher = new WebhookDispatcher({
       state: this.state,
-      version,
       instance: opts.instanceName ?? url,
       dropRate: () => this.faults.dropWebhookRate,
     });
@@ -228,7 +245,7 @@ export class GitLabSimulator {
       dispatcher: this.dispatcher,
       faults: this.faults,
       requestLog: this.requestLog,
-      routes: allRoutes({ version }),
+      routes: allRoutes(),
     });
     server.on("request", app);
   }
@@ -264,6 +281,16 @@ export class GitLabSimulator {
     this.dispatcher.mode = mode;
   }
 
+  /** The instance as `GET /metadata` describes it, and whether it signs webhooks. */
+  get instance(): SimInstance {
+    return { ...this.state.instance };
+  }
+
+  /** Changes the instance (version, edition, webhook signing), e.g. to play an older GitLab. */
+  setInstance(i: Partial<SimInstance>): void {
+    Object.assign(this.state.instance, i);
+  }
+
   // ---- world building (synchronous, no webhooks) ----
 
   addUser(u: AddUserInput): SimUser {
@@ -295,6 +322,33 @@ export class GitLabSimulator {
   /** Forks a project (`forked_from_project`), copying its branches and commits; the owner owns the fork. */
   fork(projectId: number, o: { ownerId: number; path: string }): SimProject {
     return toSimProject(build.fork(this.state, projectId, o));
+  }
+
+  /**
+   * Deletes a project as `DELETE /projects/:id` does once GitLab's destroy worker ran (no permission check): MRs
+   * from it into other projects stay, with `source_project_id` null; its forks stay, unlinked. No webhook fires.
+   */
+  deleteProject(projectId: number): void {
+    build.deleteProject(this.state, projectId);
+  }
+
+  /**
+   * Sets (or, with `undefined`, removes) the project's `workflow: rules`: a pipeline they reject is not created, a
+   * push starts none and `POST /projects/:id/pipeline` answers 400 "Pipeline filtered out by workflow rules.".
+   */
+  setWorkflowRules(
+    projectId: number,
+    rules: ((pipeline: { ref: string; source: PipelineSource }) => boolean) | undefined,
+  ): void {
+    this.state.project(projectId).workflowRules = rules;
+  }
+
+  /**
+   * Replaces the project's CI jobs, as a commit to `.gitlab-ci.yml` would: pipelines created from now on get them
+   * (a `trigger` job is a bridge). Existing pipelines keep theirs.
+   */
+  setCiJobs(projectId: number, jobs: SimCiJob[]): void {
+    this.state.project(projectId).ciJobs = structuredClone(jobs);
   }
 
   protectBranch(projectId: number, r: ProtectBranchInput): void {
@@ -330,9 +384,17 @@ export class GitLabSimulator {
 
   /**
    * Adds a note to an MR; fires Note Hook `create`. A system note (`{ system: true }`) fires no hook, as in GitLab
-   * (`Notes::PostProcessService` skips hooks for system notes).
+   * (`Notes::PostProcessService` skips hooks for system notes). An internal note (`{ internal: true }`, kept only
+   * when the author is a Planner, Reporter or more) fires `Confidential Note Hook` to hooks with
+   * `confidentialNoteEvents` instead.
    */
-  comment(projectId: number, iid: number, userId: number, body: string, o?: { system?: boolean }): SimNote {
+  comment(
+    projectId: number,
+    iid: number,
+    userId: number,
+    body: string,
+    o?: { system?: boolean; internal?: boolean },
+  ): SimNote {
     const note = this.act(() => addNote(this.world, this.state.mergeRequest(projectId, iid), userId, body, o));
     return toSimNote(note);
   }
@@ -379,6 +441,16 @@ export class GitLabSimulator {
   /** Sets the pipeline status and moves its jobs along; fires a Pipeline Hook when the status changes. */
   setPipelineStatus(projectId: number, pipelineId: number, status: DrivenStatus): void {
     this.act(() => drivePipeline(this.world, this.state.pipeline(projectId, pipelineId), status));
+  }
+
+  /** Cancelling leaves running jobs `canceling` until {@link finishCanceling} (see `SimState.gracefulCancel`). */
+  set gracefulCancel(on: boolean) {
+    this.state.gracefulCancel = on;
+  }
+
+  /** The runner reports the `canceling` jobs of a pipeline as ended; fires a Pipeline Hook (`canceled`). */
+  finishCanceling(projectId: number, pipelineId: number): void {
+    this.act(() => endCanceling(this.world, this.state.pipeline(projectId, pipelineId)));
   }
 
   /** Sets one job's status; the pipeline status follows like GitLab's `Ci::Status::Composite`. */

@@ -169,7 +169,10 @@ export function updateMergeRequest(
     emitMr(world, mr, userId, "update", { changes });
   }
   if (input.stateEvent === "close" && mr.state === "opened") closeMergeRequest(world, mr, userId);
-  if (input.stateEvent === "reopen" && mr.state === "closed") reopenMergeRequest(world, mr, userId);
+  // `MergeRequests::ReopenService` leaves an MR that is not `reopenable?` (its fork was deleted) closed, silently.
+  if (input.stateEvent === "reopen" && mr.state === "closed" && sourceProjectOf(world, mr)) {
+    reopenMergeRequest(world, mr, userId);
+  }
 }
 
 export function closeMergeRequest(world: World, mr: MergeRequestRecord, userId: number): void {
@@ -180,10 +183,21 @@ export function closeMergeRequest(world: World, mr: MergeRequestRecord, userId: 
   emitMr(world, mr, userId, "close", { changes: { state_id: { previous: 1, current: 2 } } });
 }
 
+/**
+ * The project an MR's source branch lives in; `undefined` once it was deleted (`source_project_id` nullified). Such
+ * an MR cannot be reopened (`MergeRequest#reopenable?`: `!source_project_missing?`) nor merged (`#broken?`: its
+ * source branch is missing, so `mergeable?` is false).
+ */
+function sourceProjectOf(world: World, mr: MergeRequestRecord): ProjectRecord | undefined {
+  return mr.sourceProjectId === null ? undefined : world.state.projects.get(mr.sourceProjectId);
+}
+
+/** A reopen of an MR that is not `reopenable?` is a 405 here; the API's `state_event: reopen` is ignored instead. */
 export function reopenMergeRequest(world: World, mr: MergeRequestRecord, userId: number): void {
   if (!mayUpdate(world, mr, userId)) throw new SimError("forbidden", FORBIDDEN);
   if (mr.state !== "closed") throw new SimError("method_not_allowed", "405 Method Not Allowed");
-  const source = world.state.projects.get(mr.sourceProjectId);
+  const source = sourceProjectOf(world, mr);
+  if (!source) throw new SimError("method_not_allowed", "405 Method Not Allowed");
   const head = source?.branches.get(mr.sourceBranch);
   const oldrev = mr.sha;
   Object.assign(mr, { state: "opened", closedAt: null, closedById: null, updatedAt: nowIso() });
@@ -212,8 +226,11 @@ export function mergeMergeRequest(world: World, mr: MergeRequestRecord, userId: 
   if (mr.state !== "opened" || mr.draft) throw new SimError("method_not_allowed", "405 Method Not Allowed");
   const targetHead = target.branches.get(mr.targetBranch);
   if (targetHead === undefined) throw new SimError("unprocessable", "Branch cannot be merged");
-  const source = state.projects.get(mr.sourceProjectId);
-  if (source) copyHistory(source, target, mr.sha);
+  const source = sourceProjectOf(world, mr);
+  // `lib/api/merge_requests.rb`: `not_allowed!` unless `merge_request.mergeable?`; with its source project deleted
+  // the MR is `broken?` (`branch_missing?`), never mergeable.
+  if (!source) throw new SimError("method_not_allowed", "405 Method Not Allowed");
+  copyHistory(source, target, mr.sha);
   const mergeCommit = addCommit(target, {
     parentIds: [targetHead, mr.sha],
     message: `Merge branch '${mr.sourceBranch}' into '${mr.targetBranch}'\n\n${mr.title}\n\nSee merge request !${mr.iid}`,
@@ -232,19 +249,34 @@ export function mergeMergeRequest(world: World, mr: MergeRequestRecord, userId: 
 }
 
 /**
+ * `mark_note_as_internal` (`MergeRequestPolicy`: `planner_or_reporter_access`). Without it `Notes::BuildService`
+ * silently drops the `internal` flag: the note is public.
+ */
+export function mayMarkNoteInternal(world: World, userId: number, project: ProjectRecord): boolean {
+  return hasAccess(world.state, userId, project, AccessLevel.Planner);
+}
+
+/** Internal notes go to `confidential_note_hooks`, the others to `note_hooks` (`Notes::PostProcessService`). */
+function noteHookKind(note: NoteRecord): "note" | "confidential_note" {
+  return note.internal ? "confidential_note" : "note";
+}
+
+/**
  * Adds a note to an MR. `Notes::PostProcessService` runs note hooks only for user notes: a system note fires none.
+ * `internal` asks for an internal note, kept only when the author may mark notes internal.
  */
 export function addNote(
   world: World,
   mr: MergeRequestRecord,
   userId: number,
   body: string,
-  o: { system?: boolean } = {},
+  o: { system?: boolean; internal?: boolean } = {},
 ): NoteRecord {
   const { state } = world;
   const project = state.project(mr.targetProjectId);
   if (!canReadProject(state, userId, project)) throw new SimError("not_found", "404 Project Not Found");
   if (body.trim() === "") throw new SimError("bad_request", { note: ["can't be blank"] });
+  const internal = o.internal === true && mayMarkNoteInternal(world, userId, project);
   const now = nowIso();
   const note: NoteRecord = {
     id: state.nextId("note"),
@@ -254,13 +286,15 @@ export function addNote(
     body,
     authorId: userId,
     system: o.system ?? false,
+    internal,
     createdAt: now,
     updatedAt: now,
     awards: [],
   };
   state.notesOf(project.id, mr.iid).push(note);
   if (!note.system) {
-    world.hooks.emit(project.id, "note", notePayload(state, mr, note, { user: state.user(userId), action: "create" }));
+    const payload = notePayload(state, mr, note, { user: state.user(userId), action: "create" });
+    world.hooks.emit(project.id, noteHookKind(note), payload);
   }
   return note;
 }
@@ -275,7 +309,7 @@ export function editNote(world: World, mr: MergeRequestRecord, note: NoteRecord,
   if (!note.system) {
     world.hooks.emit(
       note.projectId,
-      "note",
+      noteHookKind(note),
       notePayload(world.state, mr, note, { user: world.state.user(userId), action: "update" }),
     );
   }

@@ -18,6 +18,20 @@ export const AccessLevel = {
   Owner: 50,
 } as const;
 
+/**
+ * `ci_pipeline_variables_minimum_override_role` (`ProjectCiCdSetting`): the least role that may set pipeline
+ * variables while `restrict_user_defined_variables` is on. `no_one_allowed` lets nobody, Owners included; it is
+ * GitLab.com's default for new projects in new namespaces since 17.7, `maintainer` the self-managed default.
+ */
+export type PipelineVariablesRole = "no_one_allowed" | "developer" | "maintainer" | "owner";
+
+export const PIPELINE_VARIABLES_ROLES: readonly PipelineVariablesRole[] = [
+  "no_one_allowed",
+  "developer",
+  "maintainer",
+  "owner",
+];
+
 /** A 40-character hex string of zeros: GitLab's "no commit" in push payloads (`Gitlab::Git::SHA1_BLANK_SHA`). */
 export const BLANK_SHA = "0000000000000000000000000000000000000000";
 
@@ -48,6 +62,11 @@ export interface SimCiJob {
   readonly stage: string;
   /** `allow_failure: true` jobs do not fail their pipeline. */
   readonly allowFailure?: boolean;
+  /**
+   * A trigger job (`trigger: <project>`): a bridge (`Ci::Bridge`), listed by `GET .../pipelines/:id/bridges`, never
+   * by `.../jobs`. Its status is driven like any job's; no downstream pipeline is created (`downstream_pipeline: null`).
+   */
+  readonly trigger?: string;
 }
 
 export interface SimProject {
@@ -107,7 +126,8 @@ export interface SimMergeRequest {
   readonly projectId: number;
   readonly targetProjectId: number;
   readonly targetBranch: string;
-  readonly sourceProjectId: number;
+  /** `null` once the source project was deleted (`merge_requests.source_project_id` is `on_delete: :nullify`). */
+  readonly sourceProjectId: number | null;
   readonly sourceBranch: string;
   readonly title: string;
   readonly description: string;
@@ -140,6 +160,8 @@ export interface SimNote {
   readonly body: string;
   readonly authorId: number;
   readonly system: boolean;
+  /** An internal note (`internal`, formerly `confidential`): visible to Reporters and up, fires `Confidential Note Hook`. */
+  readonly internal: boolean;
   readonly createdAt: string;
   readonly updatedAt: string;
 }
@@ -215,6 +237,8 @@ export interface SimJob {
   /** Set on the old job when a retry replaced it; GitLab hides retried jobs unless `include_retried`. */
   readonly retried: boolean;
   readonly failureReason: string | null;
+  /** The downstream project of a trigger job (a bridge, `Ci::Bridge`); `null` for a build. */
+  readonly trigger: string | null;
 }
 
 export interface SimPipelineVariable {
@@ -277,12 +301,33 @@ export interface SimHook {
   readonly pushEventsBranchFilter: string | null;
   readonly mergeRequestsEvents: boolean;
   readonly noteEvents: boolean;
+  /** Internal notes go only to hooks with `confidential_note_events` (`Notes::PostProcessService`). */
+  readonly confidentialNoteEvents: boolean;
   readonly pipelineEvents: boolean;
   readonly enableSslVerification: boolean;
   readonly createdAt: string;
 }
 
-export type WebhookEvent = "Push Hook" | "Merge Request Hook" | "Note Hook" | "Pipeline Hook";
+export type WebhookEvent =
+  | "Push Hook"
+  | "Merge Request Hook"
+  | "Note Hook"
+  | "Confidential Note Hook"
+  | "Pipeline Hook";
+
+/**
+ * The instance as `GET /metadata` describes it, and the version-dependent behaviour the simulator follows.
+ * `webhookSigning`: hooks keep a `signing_token` and deliveries carry Standard-Webhooks headers (GitLab 19.0+, the
+ * `webhook_signing_token` feature flag, `config/feature_flags/beta/webhook_signing_token.yml`); off, the parameter is
+ * dropped like GitLab drops it (`lib/api/helpers/web_hooks_helpers.rb` `create_hook_params`).
+ */
+export interface SimInstance {
+  version: string;
+  revision: string;
+  /** `enterprise` in `GET /metadata`: an EE build (any tier, Free included). */
+  enterprise: boolean;
+  webhookSigning: boolean;
+}
 
 /** One webhook request as it was (or would be) sent. `body` is the exact raw JSON that was signed. */
 export interface Delivery {

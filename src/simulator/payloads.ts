@@ -157,7 +157,7 @@ export function pushPayload(
 }
 
 function lastCommitAttrs(state: SimState, mr: MergeRequestRecord): Json | null {
-  const source = state.projects.get(mr.sourceProjectId);
+  const source = mr.sourceProjectId === null ? undefined : state.projects.get(mr.sourceProjectId);
   const target = state.project(mr.targetProjectId);
   const commit = source?.commits.get(mr.sha) ?? target.commits.get(mr.sha);
   return commit ? commitHookAttrs(state, source ?? target, commit, { files: false }) : null;
@@ -181,7 +181,7 @@ const STATE_ID = { opened: 1, closed: 2, merged: 3, locked: 4 } as const;
 /** `MergeRequest#hook_attrs` as the MR Hook's `object_attributes` (`Gitlab::HookData::MergeRequestBuilder`). */
 export function mergeRequestHookAttrs(state: SimState, mr: MergeRequestRecord): Json {
   const target = state.project(mr.targetProjectId);
-  const source = state.projects.get(mr.sourceProjectId) ?? target;
+  const source = mr.sourceProjectId === null ? undefined : state.projects.get(mr.sourceProjectId);
   return {
     id: mr.id,
     iid: mr.iid,
@@ -214,7 +214,9 @@ export function mergeRequestHookAttrs(state: SimState, mr: MergeRequestRecord): 
     human_time_change: null,
     human_time_estimate: null,
     url: mr.webUrl,
-    source: projectHookAttrs(state, source, { backward: true }),
+    // `merge_request.source_project.try(:hook_attrs)` (lib/gitlab/hook_data/merge_request_builder.rb): null once
+    // the source fork was deleted.
+    source: source ? projectHookAttrs(state, source, { backward: true }) : null,
     target: projectHookAttrs(state, target, { backward: true }),
     last_commit: lastCommitAttrs(state, mr),
     labels: mr.labels.map((t) => labelHookAttrs(target, t)),
@@ -278,7 +280,11 @@ function noteMergeRequestAttrs(state: SimState, mr: MergeRequestRecord): Json {
   };
 }
 
-/** `Gitlab::DataBuilder::Note.build` for a note on an MR. `action` is `create` or `update` (GitLab 16.11+). */
+/**
+ * `Gitlab::DataBuilder::Note.build` for a note on an MR. `action` is `create` or `update` (GitLab 16.11+). An
+ * internal note has `event_type: confidential_note` (`build_base_data`) and `object_attributes.internal: true`
+ * (`Gitlab::HookData::NoteBuilder::SAFE_HOOK_ATTRIBUTES`).
+ */
 export function notePayload(
   state: SimState,
   mr: MergeRequestRecord,
@@ -288,7 +294,7 @@ export function notePayload(
   const project = state.project(note.projectId);
   return {
     object_kind: "note",
-    event_type: "note",
+    event_type: note.internal ? "confidential_note" : "note",
     user: userHookAttrs(state, o.user),
     project_id: project.id,
     project: projectHookAttrs(state, project, { backward: true }),
@@ -306,6 +312,7 @@ export function notePayload(
       commit_id: "",
       noteable_id: mr.id,
       system: note.system,
+      internal: note.internal,
       st_diff: null,
       action: o.action,
       url: `${mr.webUrl}#note_${note.id}`,
@@ -368,8 +375,9 @@ export function pipelinePayload(state: SimState, pipeline: PipelineRecord): Json
     user: userHookAttrs(state, user),
     project: projectHookAttrs(state, project, { backward: false }),
     commit: commit ? commitHookAttrs(state, project, commit, { files: false }) : null,
+    // `pipeline.latest_builds` is `Ci::Build` only: trigger jobs (bridges) are not among the builds.
     builds: pipeline.jobs
-      .filter((j) => !j.retried)
+      .filter((j) => !j.retried && j.trigger === null)
       .map((j) => ({
         id: j.id,
         stage: j.stage,

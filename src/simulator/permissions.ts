@@ -7,7 +7,7 @@
  * `lib/gitlab/checks/branch_check.rb` (creating / deleting protected branches), `app/policies/project_policy.rb`.
  */
 import { branchNamesContaining } from "./git.js";
-import { AccessLevel, type SimProtectedBranchRule } from "./model.js";
+import { AccessLevel, type PipelineVariablesRole, type SimProtectedBranchRule } from "./model.js";
 import type { ProjectRecord, SimState } from "./state.js";
 
 /**
@@ -198,4 +198,47 @@ export function branchDeletionRefusal(
   return canDeleteBranch(state, userId, project, branch)
     ? undefined
     : BRANCH_CHECK_MESSAGES.nonMaintainerDeleteProtectedBranch;
+}
+
+/** The access level each restricting value of `ci_pipeline_variables_minimum_override_role` asks for. */
+const PIPELINE_VARIABLES_MINIMUM: Readonly<Record<Exclude<PipelineVariablesRole, "no_one_allowed">, number>> = {
+  developer: AccessLevel.Developer,
+  maintainer: AccessLevel.Maintainer,
+  owner: AccessLevel.Owner,
+};
+
+/**
+ * `set_pipeline_variables` (`ProjectCiCdSetting#override_pipeline_variables_allowed?`, `app/policies/project_policy.rb`
+ * `user_defined_variables_allowed`): anyone while `restrict_user_defined_variables` is off; otherwise users whose
+ * project role reaches the minimum role, and nobody at all under `no_one_allowed`, Owners included.
+ */
+export function canSetPipelineVariables(state: SimState, userId: number, project: ProjectRecord): boolean {
+  if (!project.restrictUserDefinedVariables) return true;
+  const role = project.ciPipelineVariablesMinimumOverrideRole;
+  if (role === "no_one_allowed") return false;
+  return hasAccess(state, userId, project, PIPELINE_VARIABLES_MINIMUM[role]);
+}
+
+/**
+ * Why `userId` may not change `restrict_user_defined_variables` or `ci_pipeline_variables_minimum_override_role` to
+ * `to`, or undefined when they may (`Projects::UpdateService#validate_restrict_user_defined_variables_change`,
+ * `ProjectPolicy` `change_restrict_user_defined_variables`): the caller is a Maintainer already (`admin_project`);
+ * setting `owner` needs an Owner, and so does any change while the setting is in a privileged state (`owner`, or
+ * `no_one_allowed`: "After the setting is at this value, only the Owner role can change it", doc/ci/variables).
+ */
+export function pipelineVariablesSettingRefusal(
+  state: SimState,
+  userId: number,
+  project: ProjectRecord,
+  to: PipelineVariablesRole | undefined,
+): string | undefined {
+  const owner = hasAccess(state, userId, project, AccessLevel.Owner);
+  if (to === "owner" && !owner) {
+    return "Changing the ci_pipeline_variables_minimum_override_role to the owner role is not allowed";
+  }
+  const current = project.ciPipelineVariablesMinimumOverrideRole;
+  if ((current === "owner" || current === "no_one_allowed") && !owner) {
+    return "Changing the restrict_user_defined_variables or ci_pipeline_variables_minimum_override_role is not allowed";
+  }
+  return undefined;
 }

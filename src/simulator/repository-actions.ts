@@ -117,7 +117,11 @@ export function moveBranch(
     pushPayload(state, project, { user, ref: branch, before, after, refProtected: isProtected(project, branch) }),
   );
   refreshMergeRequests(world, project, branch, after, userId);
-  const wanted = project.pipelineOnPush && (project.pipelineOnPushFilter?.(branch) ?? true);
+  // Filtered out by `workflow: rules`, a push starts no pipeline and the push itself still succeeds.
+  const wanted =
+    project.pipelineOnPush &&
+    (project.pipelineOnPushFilter?.(branch) ?? true) &&
+    (project.workflowRules?.({ ref: branch, source: "push" }) ?? true);
   if (wanted && project.ciJobs.length > 0) {
     createPipeline(world, project, { ref: branch, userId, source: "push", beforeSha: before, trusted: true });
   }

@@ -3,12 +3,15 @@
  * (`structuredClone`) typed as the read-only `model.ts` shapes.
  */
 import type {
+  PipelineSource,
+  PipelineVariablesRole,
   SimAwardEmoji,
   SimCiJob,
   SimCommit,
   SimCommitStatus,
   SimGroup,
   SimHook,
+  SimInstance,
   SimJob,
   SimLabel,
   SimMergeRequest,
@@ -53,6 +56,12 @@ export interface ProjectRecord extends Omit<Mutable<SimProject>, "ciJobs"> {
   visibility: Visibility;
   pipelineOnPush: boolean;
   pipelineOnPushFilter: ((ref: string) => boolean) | undefined;
+  /** Who may set pipeline variables (`ci_pipeline_variables_minimum_override_role`), see `permissions.ts`. */
+  ciPipelineVariablesMinimumOverrideRole: PipelineVariablesRole;
+  /** `restrict_user_defined_variables`: off, anyone who may create the pipeline may set its variables. */
+  restrictUserDefinedVariables: boolean;
+  /** `workflow: rules` for every pipeline: `false` filters it out (see `AddProjectInput.workflowRules`). */
+  workflowRules: ((pipeline: { ref: string; source: PipelineSource }) => boolean) | undefined;
   /** Every commit object the repository holds (branches, fetched MR heads, copied fork history). */
   commits: Map<string, SimCommit>;
   /** Branch name → head sha. */
@@ -103,6 +112,19 @@ interface Sequences {
 }
 
 export class SimState {
+  /**
+   * Cancelling a pipeline leaves its running jobs `canceling` (and the pipeline `canceling`) until the runner
+   * reports back (`finishCanceling`), as GitLab does for runners that support graceful termination (*inferred* from
+   * `Ci::Build` `canceling` state and `Ci::CancelPipelineService`); off, running jobs are canceled at once.
+   */
+  gracefulCancel = false;
+  /** What `GET /metadata` answers and which version-dependent behaviour applies (`GitLabSimulator.setInstance`). */
+  readonly instance: SimInstance = {
+    version: "19.0.0",
+    revision: "simulator",
+    enterprise: false,
+    webhookSigning: true,
+  };
   readonly users = new Map<number, UserRecord>();
   readonly groups = new Map<number, GroupRecord>();
   /** Group id → direct members (user id → access level). */

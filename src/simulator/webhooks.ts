@@ -15,6 +15,8 @@ const EVENT_HEADER: Record<HookKind, WebhookEvent> = {
   push: "Push Hook",
   merge_request: "Merge Request Hook",
   note: "Note Hook",
+  // `WebHookService.hook_to_event("confidential_note_hooks")`: the hook scope's name, singularized and titleized.
+  confidential_note: "Confidential Note Hook",
   pipeline: "Pipeline Hook",
 };
 
@@ -26,6 +28,8 @@ function subscribed(hook: SimHook, kind: HookKind): boolean {
       return hook.mergeRequestsEvents;
     case "note":
       return hook.noteEvents;
+    case "confidential_note":
+      return hook.confidentialNoteEvents;
     case "pipeline":
       return hook.pipelineEvents;
   }
@@ -41,8 +45,8 @@ export function standardWebhookSignature(secret: string, id: string, timestamp: 
 }
 
 export interface DispatcherOptions {
+  /** Its `instance` gives the version for `User-Agent` and whether the instance signs (`webhookSigning`). */
   state: SimState;
-  version: string;
   instance: string;
   /** Read on every event: a share of deliveries to lose (fault injection). */
   dropRate: () => number;
@@ -156,7 +160,7 @@ export class WebhookDispatcher implements HookSink {
     const webhookUuid = randomUUID();
     const headers: Record<string, string> = {
       "Content-Type": "application/json",
-      "User-Agent": `GitLab/${this.opts.version}`,
+      "User-Agent": `GitLab/${this.opts.state.instance.version}`,
       "X-Gitlab-Event": event,
       "X-Gitlab-Webhook-UUID": webhookUuid,
       "X-Gitlab-Instance": this.opts.instance,
@@ -164,11 +168,15 @@ export class WebhookDispatcher implements HookSink {
       "Idempotency-Key": idempotencyKey,
     };
     if (hook.token) headers["X-Gitlab-Token"] = hook.token;
-    if (hook.signingToken) {
+    // GitLab 19.0 `build_headers`: `webhook-id` and `webhook-timestamp` on every delivery, `webhook-signature` when
+    // the `webhook_signing_token` flag is on and the hook has a signing token. Older instances send none of them.
+    if (this.opts.state.instance.webhookSigning) {
       const timestamp = Math.floor(Date.now() / 1000);
       headers["webhook-id"] = idempotencyKey;
       headers["webhook-timestamp"] = String(timestamp);
-      headers["webhook-signature"] = standardWebhookSignature(hook.signingToken, idempotencyKey, timestamp, body);
+      if (hook.signingToken) {
+        headers["webhook-signature"] = standardWebhookSignature(hook.signingToken, idempotencyKey, timestamp, body);
+      }
     }
     return { id: webhookUuid, hookId: hook.id, url: hook.url, event, headers, body, idempotencyKey };
   }

@@ -4,7 +4,16 @@
  */
 import { randomBytes } from "node:crypto";
 import { addCommit, copyHistory } from "./git.js";
-import { AccessLevel, type SimCiJob, type SimGroup, type SimHook, type SimNamespace, type SimUser } from "./model.js";
+import {
+  AccessLevel,
+  type PipelineSource,
+  type PipelineVariablesRole,
+  type SimCiJob,
+  type SimGroup,
+  type SimHook,
+  type SimNamespace,
+  type SimUser,
+} from "./model.js";
 import { SimError } from "./sim-error.js";
 import type { GroupRecord, ProjectRecord, SimState, UserRecord, Visibility } from "./state.js";
 import { nowIso } from "./world.js";
@@ -83,8 +92,24 @@ export interface AddProjectInput {
   pipelineOnPush?: boolean;
   /** When set, a push pipeline is created only for refs it accepts (models `workflow: rules`). */
   pipelineOnPushFilter?: (ref: string) => boolean;
+  /**
+   * `workflow: rules` for every pipeline, whatever its source: `false` filters the pipeline out, so a push starts
+   * none and `POST /projects/:id/pipeline` answers 400 `{"message":{"base":["Pipeline filtered out by workflow
+   * rules."]}}` (`Gitlab::Ci::Pipeline::Chain::EvaluateWorkflowRules`).
+   */
+  workflowRules?: (pipeline: { ref: string; source: PipelineSource }) => boolean;
   /** Default `public`: an open project whose contributors are not members. Private projects are 404 to non-members. */
   visibility?: Visibility;
+  /**
+   * Who may set pipeline variables. Default `maintainer`, the self-managed default for new projects; GitLab.com
+   * gives new projects in new namespaces `no_one_allowed` (17.7+).
+   */
+  ciPipelineVariablesMinimumOverrideRole?: PipelineVariablesRole;
+  /**
+   * `restrict_user_defined_variables` (default true, as `ProjectCiCdSetting#set_pipeline_variables_secure_defaults`
+   * sets it on new projects); false lets anyone who may create a pipeline set variables, whatever the role.
+   */
+  restrictUserDefinedVariables?: boolean;
 }
 
 function resolveNamespace(state: SimState, p: AddProjectInput, namespacePath: string): SimNamespace {
@@ -120,6 +145,9 @@ function newProjectRecord(
     visibility: o.visibility,
     pipelineOnPush: true,
     pipelineOnPushFilter: undefined,
+    workflowRules: undefined,
+    ciPipelineVariablesMinimumOverrideRole: "maintainer",
+    restrictUserDefinedVariables: true,
     commits: new Map(),
     branches: new Map(),
     mergeRequestHeads: new Map(),
@@ -151,6 +179,13 @@ export function addProject(state: SimState, p: AddProjectInput): ProjectRecord {
   });
   project.pipelineOnPush = p.pipelineOnPush ?? true;
   project.pipelineOnPushFilter = p.pipelineOnPushFilter;
+  project.workflowRules = p.workflowRules;
+  if (p.ciPipelineVariablesMinimumOverrideRole !== undefined) {
+    project.ciPipelineVariablesMinimumOverrideRole = p.ciPipelineVariablesMinimumOverrideRole;
+  }
+  if (p.restrictUserDefinedVariables !== undefined) {
+    project.restrictUserDefinedVariables = p.restrictUserDefinedVariables;
+  }
   if (p.ownerId !== undefined && !(namespace.kind === "user" && namespace.userId === p.ownerId)) {
     state.user(p.ownerId);
     project.members.set(p.ownerId, AccessLevel.Owner);
@@ -179,6 +214,7 @@ export function fork(state: SimState, projectId: number, o: { ownerId: number; p
   project.forkedFromProjectId = upstream.id;
   project.pipelineOnPush = upstream.pipelineOnPush;
   project.pipelineOnPushFilter = upstream.pipelineOnPushFilter;
+  project.workflowRules = upstream.workflowRules;
   if (namespace.kind === "group") project.members.set(owner.id, AccessLevel.Owner);
   for (const [name, sha] of upstream.branches) {
     copyHistory(upstream, project, sha);
@@ -186,6 +222,24 @@ export function fork(state: SimState, projectId: number, o: { ownerId: number; p
   }
   state.projects.set(project.id, project);
   return project;
+}
+
+/**
+ * Deletes a project with everything in it (`Projects::DestroyService`, once it runs). Rows elsewhere that pointed at
+ * it follow the foreign keys: MRs it was the source of (forks' MRs in their upstream) keep existing with
+ * `source_project_id` null (`merge_requests.source_project_id` is `on_delete: :nullify`, db/structure.sql), and
+ * its forks stay, unlinked from it. The target keeps those MRs' `refs/merge-requests/:iid/head` and commits. No
+ * webhook fires for any of this (the nullify happens in the database).
+ */
+export function deleteProject(state: SimState, projectId: number): void {
+  state.project(projectId);
+  state.projects.delete(projectId);
+  for (const project of state.projects.values()) {
+    if (project.forkedFromProjectId === projectId) delete project.forkedFromProjectId;
+    for (const mr of project.mergeRequests.values()) {
+      if (mr.sourceProjectId === projectId) mr.sourceProjectId = null;
+    }
+  }
 }
 
 export function protectBranch(
@@ -233,6 +287,7 @@ export function addHook(
     pushEventsBranchFilter?: string | null;
     mergeRequestsEvents?: boolean;
     noteEvents?: boolean;
+    confidentialNoteEvents?: boolean;
     pipelineEvents?: boolean;
     enableSslVerification?: boolean;
   },
@@ -252,6 +307,7 @@ export function addHook(
     pushEventsBranchFilter: h.pushEventsBranchFilter ?? null,
     mergeRequestsEvents: h.mergeRequestsEvents ?? false,
     noteEvents: h.noteEvents ?? false,
+    confidentialNoteEvents: h.confidentialNoteEvents ?? false,
     pipelineEvents: h.pipelineEvents ?? false,
     enableSslVerification: h.enableSslVerification ?? true,
     createdAt: nowIso(),

@@ -3,7 +3,7 @@
  */
 import type { SimState } from "./state.js";
 
-export type HookKind = "push" | "merge_request" | "note" | "pipeline";
+export type HookKind = "push" | "merge_request" | "note" | "confidential_note" | "pipeline";
 
 /** Receives webhook events as they happen; `webhooks.ts` turns them into deliveries for the project's hooks. */
 export interface HookSink {

@@ -3,42 +3,55 @@
  * folded back into the observation, so the next decide round sees GitLab as it now is (the created pipeline's id,
  * the branch where it now points) without reading it again.
  */
+import { createHash } from "node:crypto";
 import { PermanentError } from "../errors.js";
 import type { GitLabPort, Pipeline } from "../gitlab/port.js";
 import type { AuditLog } from "./audit.js";
 import type { Action, Observed } from "./model.js";
+import type { MrKey } from "../queue/jobs.js";
+import type { CommandIntent, TrustStore } from "./store.js";
 import { STICKY_MARKER } from "./state.js";
 
-/**
- * Executes the non-deferred actions and returns the observation updated with their results. `branchPrefix` is the
- * configured trusted prefix: whatever decide asks, the only branch written or deleted is this MR's trusted branch.
- */
+export interface ApplyContext {
+  /** The configured trusted prefix: whatever decide asks, the only branch written or deleted is this MR's own. */
+  branchPrefix: string;
+  /** Records a committer's command durably before its branch write (store.ts `writeIntent`). */
+  writeIntent(intent: CommandIntent): Promise<void>;
+}
+
+/** Executes the non-deferred actions and returns the observation updated with their results. */
 export async function applyActions(
   port: GitLabPort,
   observed: Observed,
   actions: readonly Action[],
-  branchPrefix: string,
+  ctx: ApplyContext,
 ): Promise<Observed> {
   let o = observed;
   const { projectId, iid } = o.mr;
   for (const a of actions) {
-    if (a.type === "ensureBranch" || a.type === "deleteBranch") assertOwnBranch(o, a.name, branchPrefix);
+    if (a.type === "ensureBranch" || a.type === "deleteBranch") assertOwnBranch(o, a.name, ctx.branchPrefix);
     switch (a.type) {
       case "record":
         o = { ...o, state: a.state };
         break;
       case "ensureBranch": {
+        // An earlier attempt of this same grant may have written the branch and created its pipeline before it died.
+        const retried = o.intent?.command === "trust" && o.intent.sha === a.sha;
+        if (a.intent) await ctx.writeIntent(a.intent);
         const result = await port.ensureTrustedBranch(projectId, a.name, a.sha, a.lastSeen);
-        // A branch that already pointed there may already have a pipeline (a retried job): list before creating.
+        // Pipelines on (branch, SHA) are listed before one is created whenever one may exist: the branch already
+        // pointed there, or a previous attempt of this grant got as far as the branch. Only a branch this write
+        // created or moved for a first attempt is known to have none (the fast path: no list call).
         const { pipelines: _p, trustedPipeline: _t, ...rest } = o;
         o = {
           ...rest,
           branch: { sha: a.sha, fresh: true },
-          ...(result.outcome === "unchanged" ? {} : { pipelines: [] }),
+          ...(result.outcome === "unchanged" || retried ? {} : { pipelines: [] }),
         };
         break;
       }
       case "deleteBranch": {
+        if (a.intent) await ctx.writeIntent(a.intent);
         await port.deleteBranch(projectId, a.name);
         const { pipelines: _p, trustedPipeline: _t, ...rest } = o;
         o = { ...rest, branch: { sha: null, fresh: true } };
@@ -46,7 +59,17 @@ export async function applyActions(
       }
       case "createPipeline": {
         const result = await port.createPipeline(projectId, a.ref, a.variables);
-        if ("created" in result) {
+        if ("created" in result && result.created.sha !== a.sha) {
+          // GitLab runs the branch's head: someone moved the trusted branch between the pin and this call. Such a
+          // pipeline must not run, least of all without the bot's variables, where the CI template trusts a pipeline
+          // because the bot started it (input `bot-username`). The push that moved the branch is observed next.
+          const pipeline = result.created;
+          await port.cancelPipeline(projectId, pipeline.id);
+          o = {
+            ...o,
+            pipelineError: `the trusted branch moved to ${pipeline.sha.slice(0, 8)} before the pipeline started, so pipeline #${pipeline.id} was canceled`,
+          };
+        } else if ("created" in result) {
           const pipeline = result.created;
           o = { ...o, trustedPipeline: { pipeline }, pipelines: [pipeline, ...(o.pipelines ?? [])] };
         } else {
@@ -104,27 +127,67 @@ export async function applyActions(
   return o;
 }
 
-/** Replies, emoji and audit entries: after the note recorded the transition, so a retried job does not repeat them. */
-export async function applyDeferred(
+/**
+ * A deferred action with the key that names it among the MR's pending actions (store.ts `putPending`). A reply to a
+ * command written as an internal note carries `internal: true` (stored with it), so it is posted as one.
+ */
+export interface PendingAction {
+  key: string;
+  action: Extract<Action, { type: "award" | "audit" }> | (Extract<Action, { type: "reply" }> & { internal?: boolean });
+}
+
+/** The deferred action as stored: a reply to an internal command is marked to be posted as an internal note. */
+export function deferredAction(a: Extract<Action, { type: "reply" | "award" | "audit" }>, internal: boolean) {
+  return a.type === "reply" && internal ? { ...a, internal: true } : a;
+}
+
+/**
+ * The key of a deferred action: the same action decided again (a retried pass whose note write never happened)
+ * gets the same key, so it replaces the one left behind instead of doubling it. Audit entries are keyed by what
+ * they say, not when; awards by their note; replies by the command note they answer and their place in the pass.
+ */
+export function pendingKey(a: PendingAction["action"], commandNoteId: number | undefined, index: number): string {
+  switch (a.type) {
+    case "award":
+      return `award:${a.noteId}`;
+    case "reply":
+      return `reply:${commandNoteId ?? "-"}:${index}`;
+    case "audit": {
+      const { at: _at, ...what } = a.entry;
+      return `audit:${createHash("sha256").update(JSON.stringify(what)).digest("hex").slice(0, 32)}`;
+    }
+  }
+}
+
+/** Completion order: the audit entry first (it never depends on an emoji), then the award, then replies. */
+const ORDER: Record<PendingAction["action"]["type"], number> = { audit: 0, award: 1, reply: 2 };
+
+/**
+ * Carries out an MR's pending deferred actions, each removed from the pending set once done (an audit entry in the
+ * same atomic step as its write). Replies, emoji and audit entries are idempotent this way: a retry that finds them
+ * pending does them; one that finds them done does nothing. A failure leaves the rest pending for the next pass.
+ */
+export async function completePending(
   port: GitLabPort,
   audit: AuditLog,
-  mr: { projectId: number; iid: number },
-  actions: readonly Action[],
+  store: TrustStore,
+  key: MrKey,
+  pending: readonly PendingAction[],
 ): Promise<void> {
-  for (const a of actions) {
+  const hash = store.pendingKey(key);
+  for (const { key: field, action: a } of [...pending].sort((x, y) => ORDER[x.action.type] - ORDER[y.action.type])) {
     switch (a.type) {
-      case "reply":
-        await port.postNote(mr.projectId, mr.iid, a.body);
-        break;
-      case "award":
-        await port.awardEmoji(mr.projectId, mr.iid, a.noteId, a.name);
-        break;
       case "audit":
-        await audit.record(a.entry);
+        await audit.recordPending(a.entry, { hash, field });
+        continue;
+      case "award":
+        await port.awardEmoji(key.projectId, key.mrIid, a.noteId, a.name);
         break;
-      default:
-        throw new Error(`${a.type} is not deferred; use applyActions`);
+      case "reply":
+        await port.postNote(key.projectId, key.mrIid, a.body, a.internal ? { internal: true } : undefined);
+        break;
     }
+    await store.donePending(key, field);
   }
 }
 

@@ -34,6 +34,9 @@ export type DecideConfig = Pick<
 /** The emoji that acknowledges a command the bot carried out. */
 export const ACK_EMOJI = "thumbsup";
 
+/** States the commit status API takes. */
+const COMMIT_STATUS_STATES: ReadonlySet<string> = new Set(["pending", "running", "success", "failed", "canceled", "skipped"]);
+
 /** Commit statuses allow 255 characters of description. */
 const MAX_DESCRIPTION = 255;
 
@@ -75,18 +78,27 @@ export function chooseTrustedPipeline(pipelines: readonly Pipeline[], recordedId
   return pipelines.find((p) => p.id === recordedId) ?? pipelines.find((p) => p.source === "api");
 }
 
-/** The variables the trusted pipeline gets (the CI templates read these names). */
+/**
+ * The variables the trusted pipeline gets where the project lets the bot set pipeline variables (the CI templates
+ * read these names). Nothing depends on them: where GitLab refuses them (`no_one_allowed`, GitLab.com's default for
+ * new projects) the port creates the pipeline without them, the CI template recognizes it by the user who started
+ * it (input `bot-username`), and the bot finds the MR from the trusted branch's name.
+ */
 export function pipelineVariables(mr: MergeRequest, sha: string, grantedBy: string): PipelineVariable[] {
   return [
     { key: "TRUSTED_MR_IID", value: String(mr.iid) },
     { key: "TRUSTED_SOURCE_SHA", value: sha },
-    { key: "TRUSTED_SOURCE_PROJECT_ID", value: String(mr.sourceProjectId) },
+    // Empty once the source fork was deleted (the CI templates read an empty value as unset).
+    { key: "TRUSTED_SOURCE_PROJECT_ID", value: mr.sourceProjectId === null ? "" : String(mr.sourceProjectId) },
     { key: "TRUSTED_SOURCE_BRANCH", value: mr.sourceBranch },
     { key: "TRUSTED_GRANTED_BY", value: grantedBy },
   ];
 }
 
-/** Where the commit status goes: the source branch, or for a fork MR the MR's ref in the target project. */
+/**
+ * Where the commit status goes: the source branch, or for a fork MR the MR's ref in the target project. An MR whose
+ * fork was deleted (`sourceProjectId` null) is a fork MR: GitLab keeps its `refs/merge-requests/<iid>/head`.
+ */
 export function statusRef(mr: MergeRequest): string {
   return mr.sourceProjectId === mr.projectId ? mr.sourceBranch : `refs/merge-requests/${mr.iid}/head`;
 }
@@ -157,6 +169,18 @@ function decideClosed(o: Observed, config: DecideConfig, trigger?: Trigger): Act
       );
     }
   }
+  // The last trusted pipeline ended after the close (typically: the close cancelled it): the head's status says how.
+  const p = next.pipeline;
+  const final = p && COMMIT_STATUS_STATES.has(p.status) ? (p.status as CommitStatusState) : undefined;
+  if (p && final && next.status?.sha === p.sha && p.sha === o.mr.sha && next.status.state !== final) {
+    const description = `Trusted pipeline #${p.id} ${final === "canceled" ? "was canceled" : final} (merge request ${state})`;
+    effects.push({
+      type: "ensureStatus",
+      sha: p.sha,
+      status: { name: config.status_name, state: final, ref: statusRef(o.mr), description, targetUrl: p.url },
+    });
+    next = { ...next, status: { sha: p.sha, state: final, description } };
+  }
   return finish(o, config, next, effects, deferred, { withStatus: false });
 }
 
@@ -177,11 +201,33 @@ function decideOpen(o: Observed, config: DecideConfig, trigger?: Trigger): Actio
     if (branchSha === null) {
       next.mismatch = undefined;
       next.owned = undefined;
-      if (grant) {
+      const untrust = o.intent?.command === "untrust" && !next.handled?.includes(o.intent.noteId) ? o.intent : undefined;
+      if (untrust) {
+        // The bot deleted it for a committer's `/untrust` and stopped before the note said so: that revoke.
+        next = handled(revoke(o, next, grant?.sha, untrust.by, "/untrust", deferred, effects), untrust.noteId);
+        deferred.push(award(untrust.noteId));
+      } else if (grant) {
         next = revoke(o, next, grant.sha, pusher?.username ?? "someone", "the trusted branch was deleted", deferred, effects);
       }
     } else if (grant?.sha !== branchSha) {
-      if (branchSha === head && pusher?.committer) {
+      const intended = o.intent?.command === "trust" && o.intent.sha === branchSha ? o.intent : undefined;
+      if (intended) {
+        // The bot wrote this branch for a committer's `/trust` and stopped before the note said so: that grant.
+        next = {
+          ...handled(next, intended.noteId),
+          grant: { sha: branchSha, by: intended.by, at: intended.at, noteUrl: intended.noteUrl },
+          owned: true,
+          mismatch: undefined,
+          revoked: undefined,
+          staleHead: undefined,
+          pipelineError: undefined,
+          pipeline: next.pipeline?.sha === branchSha ? next.pipeline : undefined,
+        };
+        deferred.push(
+          audit(o, { event: "grant", sha: branchSha, by: intended.by, reason: "/trust", branch: o.branchName }),
+          award(intended.noteId),
+        );
+      } else if (branchSha === head && pusher?.committer) {
         // A committer pushed the trusted branch to the head by hand: that is a grant, by them.
         next = {
           ...next,
@@ -290,7 +336,7 @@ function decideCommand(
   }
   switch (t.command) {
     case "trust": {
-      const refusal = shaRefusal(o, config, t);
+      const refusal = forkGoneRefusal(o) ?? shaRefusal(o, config, t);
       if (refusal) {
         deferred.push(reply(refusal));
         return next;
@@ -307,6 +353,14 @@ function decideCommand(
         name: o.branchName,
         sha: head,
         ...(next.branchSha ? { lastSeen: next.branchSha } : {}),
+        intent: {
+          command: "trust",
+          sha: head,
+          by: t.author.username,
+          at: o.now,
+          noteId: t.noteId,
+          ...(t.noteUrl ? { noteUrl: t.noteUrl } : {}),
+        },
       });
       next = {
         ...next,
@@ -332,7 +386,11 @@ function decideCommand(
       next = handled(next, t.noteId);
       deferred.push(award(t.noteId));
       next = revoke(o, next, next.grant?.sha ?? next.branchSha, t.author.username, "/untrust", deferred, effects);
-      effects.push({ type: "deleteBranch", name: o.branchName });
+      effects.push({
+        type: "deleteBranch",
+        name: o.branchName,
+        intent: { command: "untrust", by: t.author.username, at: o.now, noteId: t.noteId },
+      });
       return { ...next, branchSha: undefined, owned: undefined, mismatch: undefined };
     }
     case "retest": {
@@ -410,6 +468,18 @@ function shaRefusal(o: Observed, config: DecideConfig, t: Trigger): string | und
     return `Not trusted: \`${head}\` became the head of this merge request as you commented, so it may not be the commit you reviewed. ${again}`;
   }
   return undefined;
+}
+
+/**
+ * A `/trust` on an MR whose fork was deleted is refused. GitLab keeps the MR's last head (`sha`, from its last diff)
+ * and `refs/merge-requests/<iid>/head`, so the bot could still pin it; but the MR can never be merged or updated
+ * again (`MergeRequest#broken?`: its source branch is missing), so a new grant would run protected CI for a change
+ * that cannot land, on a commit nobody can follow up. A grant made before the fork went keeps its branch (its
+ * pipeline still mirrors) until the MR is closed, which deletes it as usual.
+ */
+function forkGoneRefusal(o: Observed): string | undefined {
+  if (o.mr.sourceProjectId !== null) return undefined;
+  return "Not trusted: the fork this merge request comes from was deleted, so GitLab can no longer update or merge it. The author can push the changes to a new fork and open a new merge request.";
 }
 
 /** Ends a grant: cancels its running pipeline and records who revoked it and why. */
@@ -550,6 +620,9 @@ export function desiredStatus(
       "pending",
       `${state.branch ?? "The trusted branch"} was not pushed by a committer: waiting for a committer to comment /trust ${head}`,
     );
+  }
+  if (o.mr.sourceProjectId === null) {
+    return result("pending", "The fork of this merge request was deleted: it cannot be trusted or merged any more");
   }
   return result("pending", `Waiting for a committer to review and comment /trust ${head}`);
 }

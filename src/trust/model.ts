@@ -15,6 +15,7 @@ import type {
 import type { Authorization } from "./authorize.js";
 import type { CommandName } from "./parse-command.js";
 import type { StickyState } from "./state.js";
+import type { CommandIntent } from "./store.js";
 
 export interface Observed {
   /** ISO time of this pass (grant and revoke times). */
@@ -47,6 +48,11 @@ export interface Observed {
   trustedPipeline?: { pipeline: Pipeline; jobs?: PipelineJob[]; tests?: TestReportSummary | null };
   /** Why GitLab refused to create the trusted pipeline in this pass (e.g. filtered out by `workflow: rules`). */
   pipelineError?: string;
+  /**
+   * A committer's command written ahead of its branch write (store.ts) and not yet recorded in the note: a branch
+   * found at a `/trust`'s SHA is that grant, not a hand-made branch; one found gone after an `/untrust` is that revoke.
+   */
+  intent?: CommandIntent;
 }
 
 /** A comment command, already parsed; `authorization` is filled in for commands that need a committer. */
@@ -93,9 +99,12 @@ export interface AuditEntry {
  */
 export type Action =
   | { type: "record"; state: StickyState }
-  /** `lastSeen`: where the bot last saw the branch, so a move needs no read first. */
-  | { type: "ensureBranch"; name: string; sha: string; lastSeen?: string }
-  | { type: "deleteBranch"; name: string }
+  /**
+   * `lastSeen`: where the bot last saw the branch. `intent`: the committer's command this write carries out, recorded
+   * ahead of the write (write-ahead) so a crash after it is resumed for the right committer and note.
+   */
+  | { type: "ensureBranch"; name: string; sha: string; lastSeen?: string; intent?: CommandIntent }
+  | { type: "deleteBranch"; name: string; intent?: CommandIntent }
   | { type: "createPipeline"; ref: string; sha: string; variables: PipelineVariable[] }
   | { type: "retryPipeline"; pipelineId: number }
   | { type: "cancelPipeline"; pipelineId: number }

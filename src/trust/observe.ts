@@ -7,13 +7,14 @@
  * - the trusted branch is read only when a push to it came from someone other than the bot, or on a sweep; in
  *   between, the record of what the bot last wrote is what the branch is;
  * - the trusted pipeline is read when an event reports a status the record does not have, or while the record
- *   says it is still running (one call: the jobs list carries the pipeline's status), plus the test report once
- *   it failed; the pipelines on the trusted branch are listed only when one the record does not know shows up;
+ *   says it is still running (one call: the jobs list carries the pipeline's status), plus, once it failed, its
+ *   trigger jobs (not in the jobs list) and the test report; the pipelines on the trusted branch are listed only
+ *   when one the record does not know shows up;
  * - the committer-branch check and the first-time-contributor check are read once per MR; the trusted branch name
  *   needs no read at all (the naming rule gives it from the MR alone).
  * A sweep sets the "full" hint, so every MR is periodically read from scratch: caches and lost events heal.
  */
-import type { GitLabPort, PipelineStatus, User } from "../gitlab/port.js";
+import type { GitLabPort, PipelineJob, PipelineStatus, User } from "../gitlab/port.js";
 import type { Authorization } from "./authorize.js";
 import type { MrKey } from "../queue/jobs.js";
 import { chooseTrustedPipeline, type DecideConfig, trustedBranchName } from "./decide.js";
@@ -123,6 +124,7 @@ export function pipelineHintIsNews(recorded: Pick<RecordedPipeline, "id" | "stat
  * called before every decide round, it reads nothing once the facts are there. Returns the completed observation.
  */
 export async function observePipelines(port: GitLabPort, o: Observed, wants: PipelineWants): Promise<Observed> {
+  if (o.mr.state === "merged" || o.mr.state === "closed") return observeLastPipeline(port, o, wants);
   const sha = o.branch.sha;
   if (o.mr.state !== "opened" || sha === null || sha !== o.mr.sha) return o;
   // A current grant, or a branch made by hand at the head (about to be adopted).
@@ -171,6 +173,9 @@ export async function observePipelines(port: GitLabPort, o: Observed, wants: Pip
   else if (!embedded) pipeline = (await port.getPipeline(o.mr.projectId, id)) ?? pipeline;
   if (!pipeline) return next;
 
+  const finishedJobs = isFinished(pipeline.status)
+    ? await withBridges(port, o.mr.projectId, id, pipeline.status, jobs)
+    : jobs;
   const statusChanged =
     pipeline.id !== recorded?.id || mirroredStatus(pipeline.status) !== recorded.status || !recorded.tests;
   const tests =
@@ -181,8 +186,50 @@ export async function observePipelines(port: GitLabPort, o: Observed, wants: Pip
     ...next,
     trustedPipeline: {
       pipeline,
-      ...(isFinished(pipeline.status) ? { jobs } : {}),
+      ...(isFinished(pipeline.status) ? { jobs: finishedJobs } : {}),
       ...(tests !== undefined ? { tests } : {}),
     },
   };
+}
+
+/**
+ * A merged or closed MR whose last trusted pipeline was still running when it closed (the close cancels it, and
+ * GitLab reports "canceled" later): read that pipeline once an event says it changed, so the note and the status
+ * show how it ended instead of "running" forever. One call (the jobs list embeds the pipeline's status).
+ */
+async function observeLastPipeline(port: GitLabPort, o: Observed, wants: PipelineWants): Promise<Observed> {
+  const recorded = o.state.pipeline;
+  if (!recorded || o.trustedPipeline || !isActive(recorded.status)) return o;
+  if (!(wants.full || wants.hinted.some((h) => h.id === recorded.id && pipelineHintIsNews(recorded, h)))) return o;
+  const jobs = await port.getPipelineJobs(o.mr.projectId, recorded.id);
+  const embedded = jobs.find((j) => j.pipeline?.id === recorded.id)?.pipeline?.status;
+  const status = embedded ?? (await port.getPipeline(o.mr.projectId, recorded.id))?.status;
+  if (!status) return o;
+  const pipeline = {
+    id: recorded.id,
+    projectId: o.mr.projectId,
+    ref: o.branchName,
+    sha: recorded.sha,
+    status,
+    source: "api",
+    webUrl: recorded.url,
+  };
+  const finishedJobs = isFinished(status) ? await withBridges(port, o.mr.projectId, recorded.id, status, jobs) : jobs;
+  return { ...o, trustedPipeline: { pipeline, ...(isFinished(status) ? { jobs: finishedJobs } : {}) } };
+}
+
+/**
+ * The jobs of a finished pipeline plus, when it failed, its trigger (bridge) jobs, which the jobs list leaves out
+ * (FACTS.md; `GET .../pipelines/:id/bridges`, `lib/api/ci/pipelines.rb`): a failed trigger job is a failed job too.
+ * One more call, only for a failed pipeline: a pipeline that passed or was canceled has no failed job to show.
+ */
+async function withBridges(
+  port: GitLabPort,
+  projectId: number,
+  pipelineId: number,
+  status: PipelineStatus,
+  jobs: PipelineJob[],
+): Promise<PipelineJob[]> {
+  if (status !== "failed") return jobs;
+  return [...jobs, ...(await port.getPipelineBridges(projectId, pipelineId))];
 }

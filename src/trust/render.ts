@@ -63,6 +63,8 @@ export function helpText(): string {
 export function renderNote(state: StickyState, o: Pick<Observed, "mr">, config: RenderConfig): string {
   const { mr } = o;
   const lines: string[] = [encodeState(state), "#### Trusted pipeline", ""];
+  // A null source project is a fork that was deleted since (GitLab nullifies the MR's `source_project_id`).
+  const forkGone = mr.sourceProjectId === null;
   const isFork = mr.sourceProjectId !== mr.projectId;
   const from = isFork ? "a fork" : `${code(mr.sourceBranch)}, a branch that is not protected`;
   const head = mr.sha;
@@ -89,7 +91,8 @@ export function renderNote(state: StickyState, o: Pick<Observed, "mr">, config: 
       `**Trusted.** Commit \`${trusted.sha}\` was trusted by ${mention(trusted.by)} on ${formatTime(trusted.at)}${link}${how}. Its trusted pipeline runs on the protected branch ${code(state.branch ?? "")}.`,
     );
     if (state.pipelineError?.sha === head) {
-      lines.push("", `GitLab did not start the trusted pipeline: ${state.pipelineError.message}`);
+      // GitLab's message may quote what a contributor chose (a branch name): text, never Markdown.
+      lines.push("", `GitLab did not start the trusted pipeline: ${escapeText(state.pipelineError.message)}`);
     }
     appendPipeline(lines, state);
   } else if (trusted) {
@@ -100,10 +103,17 @@ export function renderNote(state: StickyState, o: Pick<Observed, "mr">, config: 
     appendInvitation(lines, head);
     appendPipeline(lines, state, `Last trusted pipeline (for \`${shortSha(trusted.sha)}\`)`);
   } else {
-    lines.push(
-      `**Waiting for a committer.** This merge request comes from ${from}, so its own pipelines run without protected variables and runners. A committer reviews the changes and trusts exactly the reviewed commit (now \`${head}\`) to run the trusted pipeline for it.`,
-    );
-    appendInvitation(lines, head);
+    if (forkGone) {
+      // No invitation: `/trust` is refused on such an MR (decide.ts, `forkGoneRefusal`).
+      lines.push(
+        `**Nothing can be trusted here.** The fork this merge request comes from was deleted, so GitLab can no longer update or merge it (its last commit is \`${head}\`). The author can push the changes to a new fork and open a new merge request.`,
+      );
+    } else {
+      lines.push(
+        `**Waiting for a committer.** This merge request comes from ${from}, so its own pipelines run without protected variables and runners. A committer reviews the changes and trusts exactly the reviewed commit (now \`${head}\`) to run the trusted pipeline for it.`,
+      );
+      appendInvitation(lines, head);
+    }
     const m = state.mismatch;
     if (m) {
       const branch = code(state.branch ?? "");

@@ -12,15 +12,28 @@
  *    label and the webhook, so the bot never starts working on a project whose trusted branches are open;
  * 3. the committer-branch label (`trust.committer_branch_label`);
  * 4. the project webhook to the bot (`--webhook-url` or `server.public_url`) with the secret (`webhook.secret`) and
- *    the push, merge request, comment and pipeline events. GitLab never shows a hook's secret, so an existing hook
- *    is saved again to make sure it has this one.
+ *    the push, merge request, comment (internal ones too: `Confidential Note Hook`) and pipeline events. GitLab
+ *    never shows a hook's secret, so an existing hook is saved again to make sure it has this one. With
+ *    `webhook.signing_token`, the hook gets it too, and setup reads the hook back: a GitLab that does not sign
+ *    drops the token silently, and the receiver would refuse every unsigned delivery (instance-report.ts).
+ *
+ * It starts by saying which GitLab it found (version, edition) and what the bot will do there because of it.
  */
-import type { Config } from "../config/config.js";
+import { type Config, maskSecrets } from "../config/config.js";
 import { ConfigError, PermanentError } from "../errors.js";
 import { GitbeakerAdapter } from "../gitlab/gitbeaker-adapter.js";
-import { ACCESS_LEVEL, type GitLabPort, type ProtectedBranchRule, type User } from "../gitlab/port.js";
+import { ACCESS_LEVEL, type GitLabPort, type Project, type ProtectedBranchRule, type User } from "../gitlab/port.js";
 import type { Logger } from "../logger.js";
 import { accessLevelName } from "./authorize.js";
+import {
+  GATING_MECHANISM,
+  GITLAB_SIGNING_TOKEN_FORMAT,
+  instanceLine,
+  readInstance,
+  signingReport,
+  signingSupport,
+  unsupportedSigning,
+} from "./instance-report.js";
 import { matchesBranchWithPrefix } from "./protected-pattern.js";
 
 export interface SetupOptions {
@@ -58,6 +71,13 @@ export async function runSetup(options: SetupOptions): Promise<SetupStep[]> {
   out.write(`${dryRun ? "Plan (dry run, nothing is changed)" : "Setting up"} ${options.projectPath}\n`);
 
   const bot = await port.currentUser();
+  const instance = await readInstance(port);
+  const signing = signingReport(config, instance.instance);
+  step(
+    "instance",
+    "ok",
+    `${instanceLine(instance)} at ${(maskSecrets(config) as Config).gitlab.url}; webhook signing: ${signing.line}; merge gating: ${GATING_MECHANISM}`,
+  );
   const project = await port.getProject(
     /^\d+$/.test(options.projectPath) ? Number(options.projectPath) : options.projectPath,
   );
@@ -78,6 +98,8 @@ export async function runSetup(options: SetupOptions): Promise<SetupStep[]> {
     return finish(steps);
   }
   step("bot access", "ok", `@${bot.username} is ${accessLevelName(level)}`);
+  // Whichever way it goes, the trusted pipeline starts: never a problem, only what to put in the CI template.
+  step("pipeline variables", "ok", pipelineVariablesReport(project, level, bot));
 
   const prefix = config.trust.branch_prefix;
   const pattern = `${prefix}*`;
@@ -162,23 +184,56 @@ export async function runSetup(options: SetupOptions): Promise<SetupStep[]> {
   } else if (!secret && !config.webhook.insecure) {
     step("webhook", "problem", "no secret: set webhook.secret (env GITLAB_WEBHOOK_SECRET)");
   } else {
+    const signingToken = config.webhook.signing_token;
+    const signingProblem = !signingToken
+      ? undefined
+      : !GITLAB_SIGNING_TOKEN_FORMAT.test(signingToken)
+        ? "webhook.signing_token must be whsec_ followed by the base64 of a 32-byte key, the only format GitLab accepts (e.g. `echo whsec_$(openssl rand -base64 32)`)"
+        : signing.problem;
+    if (signingProblem) {
+      // Before the hook is saved: a hook the receiver would refuse every delivery of is never left behind.
+      step("webhook signing", "problem", signingProblem);
+      return finish(steps);
+    }
     const hooks = await port.listHooks(project.id);
     const existing = hooks.find((h) => h.url === url);
     const wanted = {
       url,
       ...(secret ? { token: secret } : {}),
+      ...(signingToken ? { signingToken } : {}),
       pushEvents: true,
       mergeRequestsEvents: true,
       noteEvents: true,
+      confidentialNoteEvents: true,
       pipelineEvents: true,
       enableSslVerification: !url.startsWith("http://"),
     };
+    const signed = signingToken ? " and signing token" : "";
     if (existing) {
-      step(`webhook ${url}`, "update", "re-save events and secret (GitLab does not show a hook's secret)");
+      step(`webhook ${url}`, "update", `re-save events, secret${signed} (GitLab does not show a hook's secrets)`);
     } else {
-      step(`webhook ${url}`, "create", "push, merge request, comment and pipeline events, with the secret");
+      step(
+        `webhook ${url}`,
+        "create",
+        `push, merge request, comment (internal ones too) and pipeline events, with the secret${signed}`,
+      );
     }
-    if (!dryRun) await port.saveHook(project.id, wanted, existing?.id);
+    if (!dryRun) {
+      const saved = await port.saveHook(project.id, wanted, existing?.id);
+      if (signingToken) {
+        // GitLab drops a signing token it cannot use without an error; only the hook it answers with tells.
+        if (saved.signingTokenPresent === true) {
+          step("webhook signing", "ok", "GitLab kept the signing token: deliveries are signed (Standard Webhooks)");
+        } else {
+          const version = instance.instance?.version ?? "unknown";
+          const why =
+            signingSupport(instance.instance) === "maybe" ? " (the webhook_signing_token feature flag is off)" : "";
+          step("webhook signing", "problem", `${unsupportedSigning(version)}${why}`);
+        }
+      }
+    } else if (signingToken) {
+      step("webhook signing", "ok", "would send the signing token; setup checks that GitLab keeps it");
+    }
   }
   return finish(steps);
 }
@@ -306,4 +361,53 @@ function finish(steps: SetupStep[]): SetupStep[] {
       : new PermanentError(message, hint);
   }
   return steps;
+}
+
+/**
+ * What the project's "Minimum role to use pipeline variables" means for the trusted pipeline, as setup reports it.
+ * GitLab lets a user set pipeline variables when `restrict_user_defined_variables` is off, or when their role
+ * reaches `ci_pipeline_variables_minimum_override_role`; under `no_one_allowed` nobody may
+ * (`ProjectCiCdSetting#override_pipeline_variables_allowed?`). Where the bot may, it passes its TRUSTED_* variables;
+ * where it may not, it starts the pipeline without them (the port's `createPipeline`), and the CI template needs its
+ * input `bot-username` to recognize the bot's pipelines.
+ */
+export function pipelineVariablesReport(project: Project, botLevel: number, bot: User): string {
+  const input = `the CI template's input bot-username: ${bot.username}`;
+  const without = `the bot starts trusted pipelines without variables, and the CI template checks them by the bot's user (set ${input})`;
+  const withVariables = (why: string) =>
+    `${why}, so the bot passes its TRUSTED_* variables (set ${input} as well, in case the setting changes)`;
+  const role = project.pipelineVariablesMinimumRole;
+  if (project.restrictUserDefinedVariables === false) {
+    return withVariables(
+      `not restricted (restrict_user_defined_variables is off): anyone who may run a pipeline may set them`,
+    );
+  }
+  switch (role) {
+    case "no_one_allowed":
+      return `no_one_allowed (GitLab.com's default for new projects): nobody may set pipeline variables, so ${without}`;
+    case "developer":
+    case "maintainer":
+    case "owner": {
+      const least = {
+        developer: ACCESS_LEVEL.developer,
+        maintainer: ACCESS_LEVEL.maintainer,
+        owner: ACCESS_LEVEL.owner,
+      }[role];
+      return botLevel >= least
+        ? withVariables(`${role}: @${bot.username} is ${accessLevelName(botLevel)}`)
+        : `${role}: more than @${bot.username}'s ${accessLevelName(botLevel)}, so ${without}`;
+    }
+    case "unknown":
+      return `a value this bot does not know (ci_pipeline_variables_minimum_override_role): the bot tries its TRUSTED_* variables, and where GitLab refuses them ${without}`;
+    case undefined:
+      // Before GitLab 17.1 only `restrict_user_defined_variables` existed: on, it allowed Maintainers and up.
+      if (project.restrictUserDefinedVariables === true) {
+        return botLevel >= ACCESS_LEVEL.maintainer
+          ? withVariables(
+              `restricted to Maintainers (GitLab before 17.1): @${bot.username} is ${accessLevelName(botLevel)}`,
+            )
+          : `restricted to Maintainers (GitLab before 17.1), so ${without}`;
+      }
+      return `GitLab does not say: the bot tries its TRUSTED_* variables, and where GitLab refuses them ${without}`;
+  }
 }

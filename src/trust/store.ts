@@ -58,6 +58,30 @@ export interface PipelineHint {
 }
 
 const CACHE_TTL_SECONDS = 24 * 3600;
+/** A command intent outlives any retry of its command (retries back off to minutes, outages last hours). */
+const INTENT_TTL_SECONDS = 24 * 3600;
+const PENDING_TTL_SECONDS = 7 * 24 * 3600;
+
+/**
+ * A committer's command as written ahead of the branch write it causes: `/trust` (pinning `sha`) or `/untrust`.
+ * A pass that finds the branch as the command left it records the command's outcome for its author and note.
+ */
+export interface CommandIntent {
+  command: "trust" | "untrust";
+  /** The SHA a `/trust` pins. */
+  sha?: string;
+  by: string;
+  at: string;
+  noteId: number;
+  noteUrl?: string;
+}
+
+/** KEYS[1]; ARGV[1] value. Deletes the key if it still holds that value. */
+const DELETE_IF_EQUAL = `
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("DEL", KEYS[1])
+end
+return 0`;
 const HINT_TTL_SECONDS = 24 * 3600;
 const BOT_TTL_SECONDS = 3600;
 
@@ -261,6 +285,99 @@ export class TrustStore {
   private refusalAnswerKey(mr: MrKey, userId: number): string {
     return this.key("refusal-answered", mr.projectId, mr.mrIid, userId);
   }
+
+  // ---- answers to commands that wait or cannot be carried out (worker.ts, workflow.ts `answerCommand`) ----
+
+  /**
+   * Claims the one answer of `kind` to command note `noteId` on `mr` (`delayed`: not carried out yet, will be;
+   * `failed`: cannot be); `false` when it was claimed already. Kept for {@link COMMAND_ANSWER_TTL_SECONDS}, longer
+   * than any outage a command job waits out in practice. The job that fails to post the answer gives the claim back
+   * ({@link releaseCommandAnswer}) so that its next attempt posts it.
+   */
+  async claimCommandAnswer(mr: MrKey, noteId: number, kind: "delayed" | "failed"): Promise<boolean> {
+    const key = this.commandAnswerKey(mr, noteId, kind);
+    return (await this.redis.set(key, "1", "EX", COMMAND_ANSWER_TTL_SECONDS, "NX")) === "OK";
+  }
+
+  /** Whether the answer of `kind` to `noteId` was claimed (posted, or being posted). */
+  async commandAnswered(mr: MrKey, noteId: number, kind: "delayed" | "failed"): Promise<boolean> {
+    return (await this.redis.exists(this.commandAnswerKey(mr, noteId, kind))) === 1;
+  }
+
+  async releaseCommandAnswer(mr: MrKey, noteId: number, kind: "delayed" | "failed"): Promise<void> {
+    await this.redis.del(this.commandAnswerKey(mr, noteId, kind));
+  }
+
+  private commandAnswerKey(mr: MrKey, noteId: number, kind: string): string {
+    return this.key("command-answered", mr.projectId, mr.mrIid, noteId, kind);
+  }
+
+  // ---- write-ahead: grants about to be made, and deferred actions not yet done ----
+
+  /**
+   * Records a committer's command before the trusted branch is touched (a job that dies after the branch write
+   * must not leave a grant "by unknown", or a deleted branch "revoked by someone"): a later pass that finds the
+   * branch as the command left it records the command's outcome, by this committer, for this note.
+   */
+  async writeIntent(mr: MrKey, intent: CommandIntent): Promise<void> {
+    await this.redis.set(this.intentKey(mr), JSON.stringify(intent), "EX", INTENT_TTL_SECONDS);
+  }
+
+  async intent(mr: MrKey): Promise<CommandIntent | undefined> {
+    const raw = await this.redis.get(this.intentKey(mr));
+    if (!raw) return undefined;
+    try {
+      const parsed = JSON.parse(raw) as Partial<CommandIntent>;
+      const known = parsed.command === "untrust" || (parsed.command === "trust" && typeof parsed.sha === "string");
+      return known && typeof parsed.by === "string" && typeof parsed.noteId === "number"
+        ? (parsed as CommandIntent)
+        : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Forgets the intent once the note records its outcome (only if it is still the one that was read). */
+  async clearIntent(mr: MrKey, intent: CommandIntent): Promise<void> {
+    await this.redis.eval(DELETE_IF_EQUAL, 1, this.intentKey(mr), JSON.stringify(intent));
+  }
+
+  private intentKey(mr: MrKey): string {
+    return this.key("intent", mr.projectId, mr.mrIid);
+  }
+
+  /**
+   * Deferred actions (audit entries, awards, replies) written before the note that records their transition, so a
+   * job that dies in between leaves them here for the next pass of the MR instead of losing them. Keyed so that
+   * the same action decided again by a retry replaces, never doubles, the one left behind.
+   */
+  async putPending(mr: MrKey, actions: ReadonlyArray<{ key: string; action: unknown }>): Promise<void> {
+    if (actions.length === 0) return;
+    const key = this.pendingKey(mr);
+    const fields = actions.flatMap((a) => [a.key, JSON.stringify(a.action)]);
+    await this.redis.multi().hset(key, ...fields).expire(key, PENDING_TTL_SECONDS).exec();
+  }
+
+  /** Every pending action of the MR, by key. */
+  async pending(mr: MrKey): Promise<Array<{ key: string; action: unknown }>> {
+    const raw = await this.redis.hgetall(this.pendingKey(mr));
+    return Object.entries(raw).flatMap(([key, value]) => {
+      try {
+        return [{ key, action: JSON.parse(value) as unknown }];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  async donePending(mr: MrKey, key: string): Promise<void> {
+    await this.redis.hdel(this.pendingKey(mr), key);
+  }
+
+  /** The Redis hash that holds the MR's pending actions (for {@link AuditLog.recordPending}). */
+  pendingKey(mr: MrKey): string {
+    return this.key("pending", mr.projectId, mr.mrIid);
+  }
 }
 
 /** A flat `[field, value, ...]` reply as an object. */
@@ -296,3 +413,6 @@ function isUser(value: unknown): value is User {
   const u = value as Partial<User> | null | undefined;
   return typeof u?.id === "number" && typeof u.username === "string";
 }
+
+/** How long the claim of a command's answer is kept (`TrustStore.claimCommandAnswer`): 30 days. */
+const COMMAND_ANSWER_TTL_SECONDS = 30 * 24 * 3600;

@@ -8,9 +8,11 @@
  *   been merged or closed for `sweep.grace_seconds`, or, when its name gives no existing MR, once the sweep has seen
  *   it orphaned for that long; the MR is then reconciled so its sticky comment says so. Only names under the
  *   trusted prefix are ever listed, so nothing else is ever deleted.
+ * A project, MR or branch that fails is logged and counted and the pass goes on (`SweepFailures`).
  */
 import type { Config } from "../config/config.js";
-import type { GitLabPort, MergeRequest, Project } from "../gitlab/port.js";
+import { PermanentError, RateLimitedError } from "../errors.js";
+import type { Branch, GitLabPort, MergeRequest, Project } from "../gitlab/port.js";
 import type { JobContext, SweepJob } from "../queue/jobs.js";
 import type { AuditLog } from "./audit.js";
 import { parseTrustedBranchName, trustedBranchName } from "./decide.js";
@@ -29,28 +31,76 @@ const SWEEP_MIN_ACCESS_LEVEL = 40;
 
 export async function runSweep(deps: SweepDeps, job: SweepJob, ctx: JobContext): Promise<void> {
   const { port } = deps;
-  const projects = await sweepProjects(deps, ctx);
+  const failures = new SweepFailures(ctx);
+  const projects = await sweepProjects(deps, ctx, failures);
   let reconciles = 0;
   let deleted = 0;
   for (const project of projects) {
-    const open = await port.listOpenMergeRequests(project.id);
+    let open: MergeRequest[];
+    try {
+      open = await port.listOpenMergeRequests(project.id);
+    } catch (error) {
+      // Without the open MRs, no trusted branch of the project is known to be unowned: skip its branches too.
+      failures.add(error, { projectId: project.id }, "could not list the project's open merge requests");
+      continue;
+    }
     for (const mr of open) {
       const key = { projectId: project.id, mrIid: mr.iid };
-      await deps.store.hintFull(key);
-      await ctx.enqueueReconcile(key, `sweep:${job.reason}`);
-      reconciles++;
+      try {
+        await deps.store.hintFull(key);
+        await ctx.enqueueReconcile(key, `sweep:${job.reason}`);
+        reconciles++;
+      } catch (error) {
+        failures.add(error, { projectId: project.id, mrIid: mr.iid }, "could not queue the merge request's reconcile");
+      }
     }
-    deleted += await sweepBranches(deps, project, open, ctx);
+    deleted += await sweepBranches(deps, project, open, ctx, failures);
   }
-  ctx.log.info({ projects: projects.length, reconciles, deleted }, "sweep done");
+  const summary = { projects: projects.length, reconciles, deleted, failed: failures.count };
+  if (failures.count > 0) ctx.log.error(summary, "sweep done; some projects, merge requests or branches failed");
+  else ctx.log.info(summary, "sweep done");
 }
 
-async function sweepProjects(deps: SweepDeps, ctx: JobContext): Promise<Project[]> {
+/**
+ * What went wrong in one sweep pass. The sweep isolates failures: a project, an MR or a branch that cannot be handled
+ * is logged with what it is (and counted) and the pass goes on with the rest, so one MR GitLab answers strangely
+ * about never keeps every other one from being reconciled or cleaned up. Only a 429 ends the pass at once: every
+ * further call would be refused too, and the worker waits as long as GitLab asks.
+ *
+ * A pass with failures still completes: the next periodic sweep is its retry. Failing the job instead would redo
+ * the whole pass `worker.attempts` times for one MR that keeps failing, and would stop the `sweep` subcommand
+ * before it reconciles the MRs the pass found. The "sweep done" line is logged at error level with the count.
+ */
+class SweepFailures {
+  count = 0;
+
+  constructor(private readonly ctx: JobContext) {}
+
+  add(error: unknown, where: { projectId?: number | string; mrIid?: number; branch?: string }, what: string): void {
+    if (error instanceof RateLimitedError) throw error;
+    this.count++;
+    const hint = error instanceof PermanentError ? error.hint : undefined;
+    this.ctx.log.error({ ...where, err: errorText(error), ...(hint ? { hint } : {}) }, `sweep: ${what}; going on`);
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function sweepProjects(deps: SweepDeps, ctx: JobContext, failures: SweepFailures): Promise<Project[]> {
   const configured = deps.config.sweep.projects;
+  // Without a project list there is nothing to go on with: a failure here fails the job.
   if (configured.length === 0) return deps.port.listMemberProjects(SWEEP_MIN_ACCESS_LEVEL);
   const projects: Project[] = [];
   for (const ref of configured) {
-    const project = await deps.port.getProject(ref);
+    let project: Project | undefined;
+    try {
+      project = await deps.port.getProject(ref);
+    } catch (error) {
+      failures.add(error, { projectId: ref }, "could not read a project of sweep.projects");
+      continue;
+    }
     if (project) projects.push(project);
     else ctx.log.warn({ project: ref }, "sweep.projects names a project the bot cannot see; skipped");
   }
@@ -58,43 +108,76 @@ async function sweepProjects(deps: SweepDeps, ctx: JobContext): Promise<Project[
 }
 
 /** Deletes trusted branches no open MR owns, after the grace period; returns how many. */
-async function sweepBranches(deps: SweepDeps, project: Project, open: MergeRequest[], ctx: JobContext) {
+async function sweepBranches(
+  deps: SweepDeps,
+  project: Project,
+  open: MergeRequest[],
+  ctx: JobContext,
+  failures: SweepFailures,
+) {
+  const { port, config } = deps;
+  const prefix = config.trust.branch_prefix;
+  const owned = new Set(open.map((mr) => trustedBranchName(prefix, mr)));
+  let branches: Branch[];
+  try {
+    branches = await port.listBranches(project.id, prefix);
+  } catch (error) {
+    failures.add(error, { projectId: project.id }, "could not list the project's trusted branches");
+    return 0;
+  }
+  let deleted = 0;
+  for (const branch of branches) {
+    try {
+      if (await sweepBranch(deps, project, branch, owned, ctx)) deleted++;
+    } catch (error) {
+      const parsed = parseTrustedBranchName(prefix, branch.name);
+      const where = { projectId: project.id, branch: branch.name, ...(parsed ? { mrIid: parsed.iid } : {}) };
+      failures.add(error, where, "could not clean up a trusted branch");
+    }
+  }
+  return deleted;
+}
+
+/** One trusted branch: deleted when no open MR owns it and the grace period is over; `true` when deleted. */
+async function sweepBranch(
+  deps: SweepDeps,
+  project: Project,
+  branch: Branch,
+  owned: ReadonlySet<string>,
+  ctx: JobContext,
+): Promise<boolean> {
   const { port, store, config } = deps;
   const prefix = config.trust.branch_prefix;
   const grace = config.sweep.grace_seconds * 1000;
   const nowMs = deps.now().getTime();
-  const owned = new Set(open.map((mr) => trustedBranchName(prefix, mr)));
-  let deleted = 0;
-  for (const branch of await port.listBranches(project.id, prefix)) {
-    if (owned.has(branch.name)) {
-      await store.forgetOrphan(project.id, branch.name);
-      continue;
-    }
-    const mr = await mergeRequestOf(port, project.id, prefix, branch.name);
-    if (mr?.state === "opened") continue; // opened since the list was read: its reconcile decides
-    const since = mr
-      ? Date.parse(mr.mergedAt ?? mr.closedAt ?? mr.updatedAt)
-      : await store.orphanSince(project.id, branch.name, nowMs, config.sweep.grace_seconds + 24 * 3600);
-    if (!(nowMs - (Number.isNaN(since) ? nowMs : since) >= grace)) continue;
-    if (await port.deleteBranch(project.id, branch.name)) {
-      deleted++;
-      await deps.audit.record({
-        event: "cleanup",
-        projectId: project.id,
-        ...(mr ? { mrIid: mr.iid } : {}),
-        sha: branch.sha,
-        by: "sweep",
-        reason: mr ? `merge request ${mr.state}` : "its name names no merge request",
-        branch: branch.name,
-        at: deps.now().toISOString(),
-      });
-    }
+  if (owned.has(branch.name)) {
     await store.forgetOrphan(project.id, branch.name);
-    if (mr) {
-      const key = { projectId: project.id, mrIid: mr.iid };
-      await store.hintFull(key);
-      await ctx.enqueueReconcile(key, "sweep:cleanup");
-    }
+    return false;
+  }
+  const mr = await mergeRequestOf(port, project.id, prefix, branch.name);
+  if (mr?.state === "opened") return false; // opened since the list was read: its reconcile decides
+  const since = mr
+    ? Date.parse(mr.mergedAt ?? mr.closedAt ?? mr.updatedAt)
+    : await store.orphanSince(project.id, branch.name, nowMs, config.sweep.grace_seconds + 24 * 3600);
+  if (!(nowMs - (Number.isNaN(since) ? nowMs : since) >= grace)) return false;
+  const deleted = await port.deleteBranch(project.id, branch.name);
+  if (deleted) {
+    await deps.audit.record({
+      event: "cleanup",
+      projectId: project.id,
+      ...(mr ? { mrIid: mr.iid } : {}),
+      sha: branch.sha,
+      by: "sweep",
+      reason: mr ? `merge request ${mr.state}` : "its name names no merge request",
+      branch: branch.name,
+      at: deps.now().toISOString(),
+    });
+  }
+  await store.forgetOrphan(project.id, branch.name);
+  if (mr) {
+    const key = { projectId: project.id, mrIid: mr.iid };
+    await store.hintFull(key);
+    await ctx.enqueueReconcile(key, "sweep:cleanup");
   }
   return deleted;
 }

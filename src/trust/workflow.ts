@@ -14,7 +14,8 @@
  * reconcile is enqueued and cleared only by a pass that succeeded after reading it.
  */
 import type { Config } from "../config/config.js";
-import { PermanentError } from "../errors.js";
+import { ConfigError, PermanentError } from "../errors.js";
+import { failureBrief } from "../gitlab/classify-error.js";
 import { GitbeakerAdapter } from "../gitlab/gitbeaker-adapter.js";
 import type { GitLabPort, MergeRequestVersion, User } from "../gitlab/port.js";
 import type {
@@ -30,16 +31,17 @@ import type {
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import type { Redis } from "../redis.js";
-import { applyActions, applyDeferred } from "./apply.js";
+import { applyActions, completePending, deferredAction, type PendingAction, pendingKey } from "./apply.js";
 import { type AuditLog, createAuditLog } from "./audit.js";
 import type { Authorization } from "./authorize.js";
 import { Committers, REFUSAL_REPLY_WINDOW_SECONDS } from "./committers.js";
 import { decide, parseTrustedBranchName } from "./decide.js";
-import { type Action, DEFERRED_ACTIONS, type Observed, type Trigger } from "./model.js";
+import { DEFERRED_ACTIONS, type Observed, type Trigger } from "./model.js";
 import { observe, observePipelines, type PipelineWants, pipelineHintIsNews } from "./observe.js";
-import { type ParsedComment, parseComment } from "./parse-command.js";
+import { type CommandName, type ParsedComment, parseComment } from "./parse-command.js";
+import { code, escapeText } from "./render.js";
 import { decodeState } from "./state.js";
-import { type Hints, hasHints, type MrCache, TrustStore } from "./store.js";
+import { type CommandIntent, type Hints, hasHints, type MrCache, TrustStore } from "./store.js";
 import { runSweep } from "./sweep.js";
 
 /** A comment job whose body parsed as a command. */
@@ -142,11 +144,15 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     const timing = command && isBareTrust(command) ? commentTiming(key, command.job.noteId) : undefined;
     timing?.catch(() => undefined); // awaited below; an early MR-read failure must not leave it unhandled
     const authorize = (projectId: number, user: User) => committers.authorize(projectId, user);
-    let o = await observe({ port, config: trust, bot, now: now().toISOString(), authorize }, key, cache, hints);
-    if (!o) {
+    const [observed, intent] = await Promise.all([
+      observe({ port, config: trust, bot, now: now().toISOString(), authorize }, key, cache, hints),
+      store.intent(key),
+    ]);
+    if (!observed) {
       log.info({ reason }, "merge request not found; nothing to do");
       return undefined;
     }
+    let o: Observed = intent ? { ...observed, intent } : observed;
     let trigger = command ? await commandTrigger(command, o) : undefined;
     if (trigger && timing) trigger = { ...trigger, headPrecedesComment: headPrecedes(o.mr.sha, await timing) };
     const wants: PipelineWants = {
@@ -154,7 +160,11 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       fresh: trigger?.command === "retest",
       hinted: hints.pipelines,
     };
-    const deferred: Action[] = [];
+    const deferred: PendingAction[] = [];
+    const applyContext = {
+      branchPrefix: trust.branch_prefix,
+      writeIntent: (intent: CommandIntent) => store.writeIntent(key, intent),
+    };
     for (let round = 0; ; round++) {
       if (round === MAX_ROUNDS) {
         throw new PermanentError(
@@ -164,14 +174,25 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       }
       o = await observePipelines(port, o, wants);
       const actions = decide(o, trust, round === 0 ? trigger : undefined);
-      deferred.push(...actions.filter((a) => DEFERRED_ACTIONS.has(a.type)));
+      for (const a of actions) {
+        if (a.type === "reply" || a.type === "award" || a.type === "audit") {
+          const action = deferredAction(a, command?.job.internal === true);
+          deferred.push({ key: pendingKey(a, command?.job.noteId, deferred.length), action });
+        }
+      }
       const effects = actions.filter((a) => !DEFERRED_ACTIONS.has(a.type));
       log.debug({ round, reason, actions: effects.map((a) => a.type) }, "decided");
-      o = await applyActions(port, o, effects, trust.branch_prefix);
+      // Write-ahead: the deferred actions are stored before the note that records their transition is written, so
+      // a job that dies after that write leaves them for the next pass (never skipped because the note is handled).
+      if (effects.some((a) => a.type === "ensureNote")) await store.putPending(key, deferred);
+      o = await applyActions(port, o, effects, applyContext);
       if (effects.every((a) => a.type === "record")) break;
     }
-    await applyDeferred(port, audit, o.mr, deferred);
+    await store.putPending(key, deferred);
+    // What the note now says is cached before the deferred actions run: a retry after one of them failed must see
+    // the transition as recorded (and only finish what is pending), not decide it again from a stale note.
     await remember(key, o);
+    await completePending(port, audit, store, key, (await store.pending(key)) as PendingAction[]);
     return o.state;
   }
 
@@ -211,12 +232,42 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       committerBranch: o.committerBranch,
       sourceBranch: o.mr.sourceBranch,
     });
+    // The note now says what became of the grant written ahead (carried out, superseded or refused): done with it.
+    const intent = await store.intent(key);
+    if (intent && o.state.handled?.includes(intent.noteId)) await store.clearIntent(key, intent);
   }
 
   /** The MR a trusted branch belongs to: its name says (decide.ts, `parseTrustedBranchName`); no API call. */
   function mrForTrustedBranch(projectId: number, branch: string): MrKey[] {
     const parsed = parseTrustedBranchName(trust.branch_prefix, branch);
     return parsed ? [{ projectId, mrIid: parsed.iid }] : [];
+  }
+
+  /**
+   * Answers a command the worker could not carry out (worker.ts): `delayed` when GitLab failed it `worker.attempts`
+   * times and it is retried until it is carried out, `failed` when it never can be. One answer of each kind per note
+   * (store.ts), given back when posting it fails so the next attempt posts it. A note that is no command, the bot's
+   * own, or one by a user whose refusal is cached gets none: the refusal is that user's answer, and a non-committer's
+   * note flood must not become a flood of replies.
+   */
+  async function answerCommand(job: CommandJob, error: unknown, kind: "delayed" | "failed", log: Logger) {
+    const parsed = parseComment(job.body);
+    if (job.system || job.action === "update" || parsed.kind !== "command") return;
+    if (await store.commandAnswered(job, job.noteId, kind)) return;
+    if ((await store.cachedRefusal(job.projectId, job.author.id)) !== undefined) return;
+    if (job.author.id === (await botUser()).id) return;
+    // Already carried out (the note records it): only deferred actions such as the award are left, and they are
+    // pending (apply.ts `completePending`); "not carried out yet" would be untrue.
+    const recorded = decodeState((await store.getMrCache(job))?.noteBody ?? undefined);
+    if (kind === "delayed" && recorded.handled?.includes(job.noteId)) return;
+    if (!(await store.claimCommandAnswer(job, job.noteId, kind))) return;
+    try {
+      await port.postNote(job.projectId, job.mrIid, commandAnswerText(parsed.command, error, kind), replyOptions(job));
+    } catch (postError) {
+      await store.releaseCommandAnswer(job, job.noteId, kind).catch(() => undefined);
+      throw postError;
+    }
+    log.info({ noteId: job.noteId, answer: kind }, `command answered: ${kind}`);
   }
 
   return {
@@ -257,7 +308,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
         return;
       }
       try {
-        if (parsed.kind === "reply") await port.postNote(job.projectId, job.mrIid, parsed.text);
+        if (parsed.kind === "reply") await port.postNote(job.projectId, job.mrIid, parsed.text, replyOptions(job));
         else await converge(job, ctx, `command:${job.noteId}`, { job, parsed, authorization });
       } catch (error) {
         // Not answered after all: the job's retry (or the user's next command) answers.
@@ -280,6 +331,14 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
         "note by a non-committer who was answered on this merge request already; ignored",
       );
       return false;
+    },
+
+    async commandDelayed(job: CommandJob, error: unknown, ctx: JobContext) {
+      await answerCommand(job, error, "delayed", ctx.log);
+    },
+
+    async commandFailed(job: CommandJob, error: unknown, ctx: JobContext) {
+      await answerCommand(job, error, "failed", ctx.log);
     },
 
     async push(job: PushJob, ctx: JobContext) {
@@ -347,4 +406,46 @@ export function headPrecedes(head: string, timing: CommentTiming): boolean {
   const since = Date.parse(first.createdAt);
   const commented = Date.parse(timing.commentedAt);
   return Number.isFinite(since) && Number.isFinite(commented) && since <= commented;
+}
+
+/** `502 on POST /projects/:id/...` with the route as code (it is built from the request path). */
+function briefText(brief: string): string {
+  const match = /^(\d{3}) on (.+)$/.exec(brief);
+  return match ? `${match[1]} on ${code(match[2] ?? "")}` : escapeText(brief);
+}
+
+/**
+ * How the bot answers a command: a command written as an internal note gets internal notes back, so the answer does
+ * not make a confidential discussion public. The sticky note stays public: it is the MR's status.
+ */
+function replyOptions(job: CommandJob): { internal: true } | undefined {
+  return job.internal ? { internal: true } : undefined;
+}
+
+/** Longest hint quoted in a reply: one sentence, not a dump. */
+const MAX_HINT_CHARS = 300;
+
+/**
+ * The reply to a command the worker could not carry out: one sentence saying why, from the error's class (never
+ * its message, which may hold GitLab's raw answer), and for `delayed` that it will be.
+ */
+export function commandAnswerText(command: CommandName, error: unknown, kind: "delayed" | "failed"): string {
+  const name = `\`/${command}\``;
+  if (kind === "delayed") {
+    const brief = failureBrief(error);
+    const why =
+      brief === undefined
+        ? `${name} is not carried out yet: something failed that should pass when tried again.`
+        : `GitLab is not answering right now${brief === "no answer" ? "" : ` (${briefText(brief)})`}, so ${name} is not carried out yet.`;
+    return `${why} It will be retried until it is; this merge request will show the result.`;
+  }
+  const hint =
+    error instanceof PermanentError && error.hint
+      ? error.hint
+      : error instanceof ConfigError
+        ? "the bot's configuration needs fixing; its log says what"
+        : "GitLab refused it";
+  const short = hint.length > MAX_HINT_CHARS ? `${hint.slice(0, MAX_HINT_CHARS - 1)}…` : hint;
+  // Escaped: a hint may quote GitLab's answer, which may quote a branch name a contributor chose.
+  return `${name} could not be carried out: ${escapeText(short)}.`;
 }

@@ -135,6 +135,10 @@ describe("template files", () => {
     rejects("trusted-branch-prefix", ["trusted/", "a.b", "x y", "'; rm -rf /", "", "(a|b)"]);
     rejects("no-detached-pipeline-label", ["a/b", "x y", "a,b", "$(id)", "(^|x)"]);
     rejects("api-token-variable", ["1TOKEN", "A-B", "A B", "X}; id; {", ""]);
+    // bot-username lands in single quotes in the check's shell script and is compared with GITLAB_USER_LOGIN.
+    rejects("bot-username", ["-bot", "a b", "bot'; exit 0; '", "$(id)", "a/b", "@bot", "bot\n", "b`id`"]);
+    assert.match("", new RegExp(inputs["bot-username"]?.regex ?? "^$"), "bot-username may be empty (not used)");
+    assert.match("project_42_bot_3f9a1c.x-y", new RegExp(inputs["bot-username"]?.regex ?? ""));
   });
 
   test("the default image is pinned by version and digest", async () => {
@@ -177,7 +181,8 @@ describe("ci-templates/README.md", () => {
     for (const row of rows) {
       const spec = inputs[row[1] ?? ""];
       assert.equal(row[2], spec?.type ?? "string", `type of ${row[1]}`);
-      const documented = (row[3] ?? "").replace(/…$/, "");
+      // An empty default is written `""`.
+      const documented = row[3] === '""' ? "" : (row[3] ?? "").replace(/…$/, "");
       assert.ok(String(spec?.default).startsWith(documented), `default of ${row[1]}: README says ${row[3]}`);
     }
   });

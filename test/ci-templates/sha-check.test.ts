@@ -25,6 +25,8 @@ import {
 const TRUSTED_SHA = "3f2c0b1d7e9a4c6b8d0e2f4a6c8e0b2d4f6a8c0e";
 const OTHER_SHA = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d";
 const TOKEN = "glpat-test-token";
+/** The bot's username, given to the template as input `bot-username` in `botProject`. */
+const BOT_USERNAME = "trusted-bot";
 const PROJECT_ID = 42;
 const FORK_ID = 99;
 const HEADING = "Checking for matching commit SHAs between trusted branch and review branch";
@@ -42,9 +44,11 @@ protected-tests:
 
 let project: CiProject;
 let failOpenProject: CiProject;
-/** The check job's script with default inputs, and with `fail-unchecked: false`. */
+let botProject: CiProject;
+/** The check job's script with default inputs, with `fail-unchecked: false`, and with `bot-username` set. */
 let script: string;
 let failOpenScript: string;
+let botScript: string;
 let rendered: Record<string, unknown>;
 const apis: FakeMergeRequestsApi[] = [];
 
@@ -64,13 +68,26 @@ before(async () => {
       contributor-guidance-fails: true
 ${projectJobs}`,
   });
+  botProject = await createCiProject({
+    gitlabCiYml: `include:
+  - component: ${LOCAL_COMPONENT}
+    inputs:
+      bot-username: ${BOT_USERNAME}
+${projectJobs}`,
+  });
   rendered = await previewConfig(project);
   script = jobScript(rendered, "trusted-sha-check");
   failOpenScript = jobScript(await previewConfig(failOpenProject), "trusted-sha-check");
+  botScript = jobScript(await previewConfig(botProject), "trusted-sha-check");
 });
 
 after(async () => {
-  await Promise.all([project?.remove(), failOpenProject?.remove(), ...apis.map((api) => api.close())]);
+  await Promise.all([
+    project?.remove(),
+    failOpenProject?.remove(),
+    botProject?.remove(),
+    ...apis.map((api) => api.close()),
+  ]);
 });
 
 async function fakeApi(
@@ -204,6 +221,123 @@ describe("SHA check script, pipeline started by the bot", () => {
   });
 });
 
+/**
+ * A project that allows no pipeline variables (GitLab.com's default for new projects, `no_one_allowed`): the bot
+ * creates the trusted pipeline without TRUSTED_* variables. GitLab itself sets GITLAB_USER_LOGIN (the user who
+ * created the pipeline) and CI_PIPELINE_SOURCE; the template's input `bot-username` names the bot's user.
+ */
+const startedByBot = { CI_PIPELINE_SOURCE: "api", GITLAB_USER_LOGIN: BOT_USERNAME };
+
+describe("SHA check script, pipeline started by the bot without variables (input bot-username)", () => {
+  test("the bot's user through the API on the protected trusted branch: passes, asks the API nothing", async () => {
+    const api = await fakeApi([mr(12, OTHER_SHA)]);
+    const run = await runScript(botScript, trustedPipeline(api.apiUrl, startedByBot));
+    assert.equal(run.code, 0, run.output);
+    assert.deepEqual(run.lines, [
+      HEADING,
+      "Trusted branch: trusted-fix-parser-mr12",
+      `Trusted branch SHA: ${TRUSTED_SHA}`,
+      "Review branch: fix-parser (merge request !12)",
+      `Review branch SHA: ${TRUSTED_SHA} (the commit the bot pinned trusted-fix-parser-mr12 to: @trusted-bot started`,
+      "this pipeline through the API, CI_PIPELINE_SOURCE api)",
+      "OK: the bot started this pipeline on the trusted commit; it tests exactly the reviewed commit.",
+    ]);
+    assert.deepEqual(api.requests, []);
+  });
+
+  test("a child pipeline of the bot's pipeline (parent_pipeline, same commit, the bot's user) passes too", async () => {
+    const run = await runScript(
+      botScript,
+      trustedPipeline("http://127.0.0.1:9/api/v4", { ...startedByBot, CI_PIPELINE_SOURCE: "parent_pipeline" }),
+    );
+    assert.equal(run.code, 0, run.output);
+    assert.match(run.output, /CI_PIPELINE_SOURCE parent_pipeline\)\nOK: the bot started this pipeline/);
+  });
+
+  test("the bot's TRUSTED_SOURCE_SHA, when the pipeline has it, still decides: a mismatch fails", async () => {
+    const run = await runScript(
+      botScript,
+      trustedPipeline("http://127.0.0.1:9/api/v4", { ...startedByBot, ...bot, TRUSTED_SOURCE_SHA: OTHER_SHA }),
+    );
+    assert.equal(run.code, 1, run.output);
+    assert.match(run.output, /FAILED: the SHAs do not match/);
+  });
+
+  test("started through the API by someone else, without variables: the merge request is looked up", async () => {
+    const alice = { CI_PIPELINE_SOURCE: "api", GITLAB_USER_LOGIN: "alice" };
+    const api = await fakeApi([mr(12, TRUSTED_SHA)]);
+    const noToken = await runScript(botScript, trustedPipeline(api.apiUrl, alice));
+    assert.equal(noToken.code, 1, noToken.output);
+    assert.ok(
+      noToken.lines.includes(
+        "This pipeline was started by @alice (CI_PIPELINE_SOURCE api), not by the bot @trusted-bot",
+      ),
+      noToken.output,
+    );
+    assert.match(noToken.output, /Could not check: the protected CI\/CD variable TRUSTED_API_TOKEN is not set/);
+    assert.match(noToken.output, /^FAILED:/m);
+
+    const withToken = await runScript(botScript, trustedPipeline(api.apiUrl, { ...alice, TRUSTED_API_TOKEN: TOKEN }));
+    assert.equal(withToken.code, 0, withToken.output);
+    assert.ok(withToken.lines.includes(`Review branch SHA: ${TRUSTED_SHA} (the head of the open merge request)`));
+    assert.equal(api.requests.length, 1);
+
+    const movedOn = await fakeApi([mr(12, OTHER_SHA)]);
+    const fails = await runScript(botScript, trustedPipeline(movedOn.apiUrl, { ...alice, TRUSTED_API_TOKEN: TOKEN }));
+    assert.equal(fails.code, 1, fails.output);
+    assert.match(fails.output, /FAILED: the SHAs do not match/);
+  });
+
+  test("the bot's username is not enough: started by hand (web) or by a trigger it is looked up", async () => {
+    for (const source of ["web", "trigger", "pipeline", "schedule", ""]) {
+      const api = await fakeApi([mr(12, OTHER_SHA)]);
+      const run = await runScript(
+        botScript,
+        trustedPipeline(api.apiUrl, { ...startedByBot, CI_PIPELINE_SOURCE: source, TRUSTED_API_TOKEN: TOKEN }),
+      );
+      assert.equal(run.code, 1, `${source}: ${run.output}`);
+      assert.match(run.output, /not by the bot @trusted-bot\nthrough the API/, source);
+      assert.match(run.output, /FAILED: the SHAs do not match/, source);
+      assert.equal(api.requests.length, 1, source);
+    }
+  });
+
+  test("a name that only starts like the bot's, or differs in case, is not the bot", async () => {
+    for (const login of ["trusted-bot2", "trusted-bo", "Trusted-Bot", " trusted-bot", ""]) {
+      const run = await runScript(
+        botScript,
+        trustedPipeline("http://127.0.0.1:9/api/v4", { ...startedByBot, GITLAB_USER_LOGIN: login }),
+      );
+      assert.equal(run.code, 1, `${JSON.stringify(login)}: ${run.output}`);
+      assert.match(run.output, /Could not check: the protected CI\/CD variable TRUSTED_API_TOKEN is not set/);
+    }
+  });
+
+  test("on an unprotected trusted branch the bot's user proves nothing: looked up, fails closed without a token", async () => {
+    const run = await runScript(
+      botScript,
+      trustedPipeline("http://127.0.0.1:9/api/v4", { ...startedByBot, CI_COMMIT_REF_PROTECTED: "false" }),
+    );
+    assert.equal(run.code, 1, run.output);
+    assert.match(run.output, /WARNING: trusted-fix-parser-mr12 is not a protected branch here/);
+    assert.match(run.output, /@trusted-bot started this pipeline, but trusted-fix-parser-mr12 is not protected/);
+    assert.match(run.output, /^FAILED:/m);
+  });
+
+  test("without the input (default empty), a bot-started pipeline without variables fails closed and says why", async () => {
+    const run = await runScript(script, trustedPipeline("http://127.0.0.1:9/api/v4", startedByBot));
+    assert.equal(run.code, 1, run.output);
+    assert.ok(
+      run.lines.includes(
+        "This pipeline carries no TRUSTED_SOURCE_SHA from the bot (and the input bot-username is not set), so",
+      ),
+      run.output,
+    );
+    assert.match(run.output, /set the template input bot-username to the bot's username/);
+    assert.match(run.output, /^FAILED:/m);
+  });
+});
+
 describe("SHA check script, pipeline started by hand (no TRUSTED_SOURCE_SHA)", () => {
   test("no API token: says it could not check, and fails closed", async () => {
     const api = await fakeApi([mr(12, TRUSTED_SHA)]);
@@ -229,7 +363,10 @@ describe("SHA check script, pipeline started by hand (no TRUSTED_SOURCE_SHA)", (
     const api = await fakeApi([mr(12, TRUSTED_SHA)], { pretty: true });
     const run = await runScript(script, trustedPipeline(api.apiUrl, { TRUSTED_API_TOKEN: TOKEN }));
     assert.equal(run.code, 0, run.output);
-    assert.ok(run.lines.includes("!12 from fix-parser is looked up through the GitLab API."), run.output);
+    assert.ok(
+      run.lines.includes("the head of the open merge request !12 from fix-parser is looked up through the GitLab API."),
+      run.output,
+    );
     assert.ok(run.lines.includes("Review branch: fix-parser (merge request !12, source project 99)"), run.output);
     assert.ok(run.lines.includes(`Review branch SHA: ${TRUSTED_SHA} (the head of the open merge request)`));
     assert.deepEqual(api.requests, [
@@ -554,6 +691,24 @@ describe("through gitlab-ci-local (shell executor, bash)", () => {
 
   test("the whole pipeline by hand without a token: fails closed before the protected jobs", async () => {
     const run = await runJobs(project, trustedContext({}));
+    assert.equal(run.code, 1, run.output);
+    assert.deepEqual(run.failed, ["trusted-sha-check"]);
+    assert.doesNotMatch(run.output, /protected tests ran/);
+  });
+});
+
+describe("through gitlab-ci-local, without pipeline variables (input bot-username)", () => {
+  test("the whole pipeline started by the bot's user through the API: the check passes, protected jobs run", async () => {
+    const run = await runJobs(botProject, trustedContext(startedByBot));
+    assert.equal(run.code, 0, run.output);
+    const log = await run.log("trusted-sha-check");
+    assert.match(log, new RegExp(`^Review branch SHA: ${botProject.sha} \\(the commit the bot pinned`, "m"));
+    assert.match(log, /^OK: the bot started this pipeline on the trusted commit/m);
+    assert.match(run.output, /protected tests ran/);
+  });
+
+  test("the whole pipeline started through the API by someone else, no token: stops before protected jobs", async () => {
+    const run = await runJobs(botProject, trustedContext({ CI_PIPELINE_SOURCE: "api", GITLAB_USER_LOGIN: "alice" }));
     assert.equal(run.code, 1, run.output);
     assert.deepEqual(run.failed, ["trusted-sha-check"]);
     assert.doesNotMatch(run.output, /protected tests ran/);

@@ -23,9 +23,18 @@ describe("demo", () => {
     assert.equal(steps.length, 7, transcript);
     const [setup, opened, trusted, failed, stale, retrusted, merged] = steps as [string, ...string[]];
     assert.match(setup, /\[create\] protected branches trusted-\*/);
+    // The demo's project has GitLab.com's default for new projects: nobody may set pipeline variables.
+    assert.match(setup, /\[ok\] pipeline variables: no_one_allowed .*without variables.*bot-username: trusted-mr-bot/);
     assert.match(opened!, /commit status trusted-pipeline: pending — Waiting for a committer/);
     assert.match(opened!, /Welcome, @carl/);
-    assert.match(trusted!, /TRUSTED_MR_IID=1 TRUSTED_SOURCE_SHA=[0-9a-f]{40} .*TRUSTED_GRANTED_BY=maria/);
+    // The trusted pipeline starts anyway: created by the bot through the API, without variables, with the SHA check.
+    assert.match(
+      trusted!,
+      /protected pipeline #\d+ created\n {2}started by @trusted-mr-bot through the API \(source api\)/,
+    );
+    assert.match(trusted!, /^ {2}pipeline variables: none \(the project allows none: no_one_allowed/m);
+    assert.doesNotMatch(transcript, /TRUSTED_[A-Z_]+=/);
+    assert.match(trusted!, /^ {2}jobs: check-trusted-sha \(\.pre\), unit-tests \(test\), cloud-integration \(test\)$/m);
     assert.match(trusted!, /@maria {2}:thumbsup:/);
     assert.match(failed!, /commit status trusted-pipeline: failed/);
     assert.match(failed!, /Failed jobs: \[`cloud-integration`\]/);

@@ -75,7 +75,7 @@ describe("GitbeakerAdapter against the simulator", () => {
     assert.equal(await adapter.hasMergedMergeRequest(app.id, dave.id), false);
   });
 
-  it("ensureTrustedBranch creates, leaves alone, and moves by delete + create", async () => {
+  it("ensureTrustedBranch creates, leaves alone, moves by read + delete + create, never deletes a branch at its target", async () => {
     const { after: first } = sim.push(app.id, "work", { userId: bot.id });
     const { after: second } = sim.push(app.id, "work", { userId: bot.id });
     assert.deepEqual(await adapter.ensureTrustedBranch(app.id, "trusted-work", first), { outcome: "created" });
@@ -91,11 +91,21 @@ describe("GitbeakerAdapter against the simulator", () => {
       outcome: "moved",
       previousSha: second,
     });
-    assert.equal(adapter.totalApiCalls(), 2, "a move from where the caller saw it: delete + create, no read");
+    assert.equal(adapter.totalApiCalls(), 3, "a move from where the caller saw it: read, delete, create");
     assert.deepEqual(await adapter.ensureTrustedBranch(app.id, "trusted-work", second, "f".repeat(40)), {
       outcome: "moved",
-      previousSha: "f".repeat(40),
+      previousSha: first,
     });
+    // A retried grant whose first attempt already moved the branch: the caller's record is stale.
+    adapter.resetApiCalls();
+    assert.deepEqual(await adapter.ensureTrustedBranch(app.id, "trusted-work", second, first), {
+      outcome: "unchanged",
+    });
+    assert.deepEqual(
+      adapter.apiCalls().map((c) => c.route),
+      ["GET /projects/:id/repository/branches/:branch"],
+      "read, and left alone: no delete",
+    );
     assert.equal(branch?.protected, true);
     assert.deepEqual(
       (await adapter.listBranches(app.id, "trusted-")).map((b) => b.name),

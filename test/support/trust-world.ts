@@ -22,6 +22,7 @@ import {
   type SimProject,
   type SimUser,
 } from "../../src/simulator/gitlab-simulator.js";
+import type { PipelineVariablesRole } from "../../src/simulator/model.js";
 import { readAudit } from "../../src/trust/audit.js";
 import { trustedBranchName } from "../../src/trust/decide.js";
 import { STICKY_MARKER } from "../../src/trust/state.js";
@@ -35,6 +36,11 @@ export interface TrustWorldOptions {
   config?: Parameters<typeof testConfig>[1];
   /** GitLab also starts a push pipeline when a `trusted-*` branch is pushed (no `workflow: rules` stop it). */
   pipelinesOnTrustedPush?: boolean;
+  /**
+   * org/app's "Minimum role to use pipeline variables" (`ci_pipeline_variables_minimum_override_role`); the
+   * simulator's default is `maintainer` (self-managed), GitLab.com gives new projects `no_one_allowed`.
+   */
+  pipelineVariablesRole?: PipelineVariablesRole;
   /** Run the periodic sweep scheduler in the service. */
   scheduler?: boolean;
   logLevel?: string;
@@ -97,6 +103,7 @@ export async function startTrustWorld(options: TrustWorldOptions = {}): Promise<
       { name: "test", stage: "test" },
     ],
     ...(options.pipelinesOnTrustedPush ? {} : { pipelineOnPushFilter: (ref: string) => !ref.startsWith("trusted-") }),
+    ...(options.pipelineVariablesRole ? { ciPipelineVariablesMinimumOverrideRole: options.pipelineVariablesRole } : {}),
   });
   sim.protectBranch(app.id, { name: "main", pushAccessLevel: 40, mergeAccessLevel: 30 });
   sim.protectBranch(app.id, { name: "release/*", pushAccessLevel: 40, mergeAccessLevel: 40 });
@@ -123,6 +130,8 @@ export async function startTrustWorld(options: TrustWorldOptions = {}): Promise<
     pushEvents: true,
     mergeRequestsEvents: true,
     noteEvents: true,
+    // As setup subscribes it: internal notes come as `Confidential Note Hook`.
+    confidentialNoteEvents: true,
     pipelineEvents: true,
   });
   const redis = testRedis();

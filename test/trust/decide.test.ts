@@ -176,7 +176,12 @@ const rows: Row[] = [
     trigger: command(),
     expect: ["ensureBranch", "award", "audit"],
     check: (a) => {
-      assert.deepEqual(find(a, "ensureBranch"), { type: "ensureBranch", name: "trusted-feature-mr7", sha: HEAD });
+      assert.deepEqual(find(a, "ensureBranch"), {
+        type: "ensureBranch",
+        name: "trusted-feature-mr7",
+        sha: HEAD,
+        intent: { command: "trust", sha: HEAD, by: "maya", at: NOW, noteId: 900, noteUrl: command().noteUrl },
+      });
       assert.equal(find(a, "award")?.name, ACK_EMOJI);
       assert.equal(find(a, "audit")?.entry.event, "grant");
       const s = recorded(a);
@@ -498,6 +503,42 @@ const rows: Row[] = [
     },
   },
   {
+    name: "a branch at the SHA of a grant written ahead (the job died before the note) is that grant, not a hand push",
+    o: observed({
+      branch: { sha: HEAD, fresh: true },
+      pipelines: [pipeline()],
+      intent: { command: "trust", sha: HEAD, by: "maya", at: NOW, noteId: 900, noteUrl: "u" },
+    }),
+    expect: ["ensureStatus", "ensureNote", "audit", "award"],
+    check: (a) => {
+      const s = recorded(a);
+      assert.deepEqual(s.grant, { sha: HEAD, by: "maya", at: NOW, noteUrl: "u" });
+      assert.equal(s.owned, true);
+      assert.deepEqual(s.handled, [900], "the command counts as carried out");
+      assert.equal(find(a, "audit")?.entry.reason, "/trust");
+      assert.equal(find(a, "award")?.noteId, 900);
+      assert.ok(!types(a).includes("createPipeline"), "the pipeline the dead job created is the trusted one");
+    },
+  },
+  {
+    name: "a branch found gone after an /untrust written ahead (the job died before the note) is that revoke",
+    o: observed(
+      {
+        branch: { sha: null, fresh: true },
+        intent: { command: "untrust", by: "maya", at: NOW, noteId: 901 },
+      },
+      TRUSTED,
+    ),
+    expect: ["ensureStatus", "ensureNote", "audit", "award"],
+    check: (a) => {
+      const s = recorded(a);
+      assert.equal(s.grant, undefined);
+      assert.deepEqual(s.revoked, { by: "maya", at: NOW, sha: HEAD, reason: "/untrust" });
+      assert.deepEqual(s.handled, [901], "the command counts as carried out: no reply to its retry");
+      assert.equal(find(a, "award")?.noteId, 901);
+    },
+  },
+  {
     name: "attack: a trusted branch a non-committer pushed at the head is not adopted, nothing runs",
     o: observed({ branch: { sha: HEAD, fresh: true }, pusher: DEV_PUSHED, pipelines: [] }),
     expect: ["ensureStatus", "ensureNote"],
@@ -611,6 +652,83 @@ const rows: Row[] = [
     check: (a) => {
       assert.equal(find(a, "ensureStatus")?.status.state, "failed");
       assert.match(noteOf(a), /did not start the trusted pipeline: Pipeline filtered out/);
+    },
+  },
+  {
+    name: "GitLab's refusal is rendered as escaped text in the note (a branch name in it is not Markdown)",
+    o: observed(
+      {
+        branch: { sha: HEAD, fresh: true },
+        pipelines: [],
+        pipelineError: "Insufficient permissions for protected ref 'x_*y*'",
+      },
+      TRUSTED,
+    ),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => {
+      assert.match(find(a, "ensureStatus")?.status.description ?? "", /protected ref 'x_\*y\*'$/);
+      assert.ok(noteOf(a).includes("protected ref \\'x\\_\\*y\\*\\'"), noteOf(a));
+    },
+  },
+  {
+    name: "deleted fork (source project null): a fork MR, status on the MR ref, no invitation to /trust",
+    o: observed({ mr: mr({ sourceProjectId: null }), note: undefined, state: { v: 1 } }),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => {
+      const s = find(a, "ensureStatus");
+      assert.equal(s?.status.ref, "refs/merge-requests/7/head");
+      assert.equal(s?.status.state, "pending");
+      assert.match(s?.status.description ?? "", /fork of this merge request was deleted/);
+      assert.match(noteOf(a), /fork this merge request comes from was deleted/);
+      assert.doesNotMatch(noteOf(a), /\/trust aaaa/);
+    },
+  },
+  {
+    name: "deleted fork: /trust by a committer is refused with a reply, nothing pinned",
+    o: observed({ mr: mr({ sourceProjectId: null }) }),
+    trigger: command({ sha: HEAD }),
+    expect: ["ensureStatus", "ensureNote", "reply"],
+    check: (a) => {
+      assert.match(replyOf(a), /Not trusted: the fork this merge request comes from was deleted/);
+      assert.equal(recorded(a).grant, undefined);
+      assert.equal(recorded(a).handled, undefined);
+    },
+  },
+  {
+    name: "deleted fork: a grant made before keeps mirroring its pipeline, without a source project id",
+    o: observed({ mr: mr({ sourceProjectId: null }), branch: { sha: HEAD, fresh: true }, pipelines: [] }, TRUSTED),
+    expect: ["createPipeline"],
+    check: (a) => {
+      const c = find(a, "createPipeline");
+      assert.deepEqual(
+        c?.variables.find((v) => v.key === "TRUSTED_SOURCE_PROJECT_ID"),
+        { key: "TRUSTED_SOURCE_PROJECT_ID", value: "" },
+      );
+    },
+  },
+  {
+    name: "deleted fork: closing the MR deletes its trusted branch",
+    o: observed(
+      { mr: mr({ sourceProjectId: null, state: "closed", closedAt: NOW }), branch: { sha: HEAD, fresh: true } },
+      TRUSTED,
+    ),
+    expect: ["deleteBranch", "ensureNote", "audit"],
+  },
+  {
+    name: "a failed trigger (bridge) job is listed among the failed jobs",
+    o: observed(
+      {
+        trustedPipeline: {
+          pipeline: pipeline({ status: "failed" }),
+          jobs: [job("build", "success"), job("deploy-docs", "failed")],
+        },
+      },
+      { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "running", url: pipeline().webUrl } },
+    ),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => {
+      assert.match(find(a, "ensureStatus")?.status.description ?? "", /1 failed job \(deploy-docs\)/);
+      assert.match(noteOf(a), /Failed jobs: \[`deploy-docs`\]/);
     },
   },
   {

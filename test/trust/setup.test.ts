@@ -52,7 +52,9 @@ describe("runSetup", () => {
     assert.deepEqual(
       steps.map((s) => [s.what, s.action]),
       [
+        ["instance", "ok"],
         ["bot access", "ok"],
+        ["pipeline variables", "ok"],
         ["protected branches trusted-*", "create"],
         ["label no-detached-pipeline", "create"],
         ["webhook https://bot.example.com/webhook", "create"],
@@ -78,7 +80,7 @@ describe("runSetup", () => {
     const again = await run("org/app", false).result;
     assert.deepEqual(
       again.map((s) => s.action),
-      ["ok", "ok", "ok", "update"],
+      ["ok", "ok", "ok", "ok", "ok", "update"],
     );
     assert.equal(sim.hooks(app.id).length, 1);
   });

@@ -12,6 +12,7 @@ import { Writable } from "node:stream";
 import { describe, it } from "node:test";
 import { stringify } from "yaml";
 import { main } from "../../src/cli.js";
+import { GitLabSimulator } from "../../src/simulator/gitlab-simulator.js";
 import { deletePrefix, REDIS_URL, testRedis, uniquePrefix } from "../support/redis.js";
 import { waitFor } from "../support/wait.js";
 import { commandNote, postWebhook } from "../support/webhook-client.js";
@@ -191,5 +192,51 @@ describe("cli", () => {
       await deletePrefix(redis, prefix);
       await redis.quit();
     }
+  });
+});
+
+describe("check-config --gitlab", () => {
+  /** A simulated GitLab with the bot's user, as given `setInstance`. */
+  async function gitlab(instance: Parameters<GitLabSimulator["setInstance"]>[0]) {
+    const sim = await GitLabSimulator.start();
+    sim.setInstance(instance);
+    const bot = sim.addUser({ username: "trusted-bot", bot: true });
+    return { sim, env: { GITLAB_URL: sim.url, GITLAB_TOKEN: bot.token, GITLAB_WEBHOOK_SECRET: "s" } };
+  }
+
+  it("reports the URL, version, edition, bot user and the behaviours that depend on them", async (t) => {
+    const { sim, env } = await gitlab({ version: "19.0.1-ee", enterprise: true });
+    t.after(() => sim.stop());
+    const { code, stdout, stderr } = await run(["check-config", "--gitlab", "-c", configFile({})], env);
+    assert.equal(code, 0, stderr);
+    assert.equal(
+      stdout,
+      [
+        `GitLab: ${sim.url}`,
+        "version: 19.0.1-ee",
+        "edition: Enterprise Edition, tier unknown (the license is visible to administrators only)",
+        "bot user: @trusted-bot (id 1)",
+        "webhook signing: supported (19.0+, unless the webhook_signing_token feature flag is off; setup checks the hook); not configured",
+        "pipeline variables: per project (a project setting); see `trusted-mr-bot setup --project <path> --dry-run`",
+        "merge gating: commit status + sticky note",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("names a signing token that an 18.x GitLab will never use, and exits 1", async (t) => {
+    const { sim, env } = await gitlab({ version: "18.11.0", enterprise: false, webhookSigning: false });
+    t.after(() => sim.stop());
+    const signing = `whsec_${Buffer.from("0123456789abcdef0123456789abcdef").toString("base64")}`;
+    const { code, stdout } = await run(["check-config", "--gitlab", "-c", configFile({})], {
+      ...env,
+      GITLAB_WEBHOOK_SIGNING_TOKEN: signing,
+    });
+    assert.equal(code, 1);
+    assert.match(stdout, /^edition: Community Edition \(Free features\)$/m);
+    assert.match(
+      stdout,
+      /^\[PROBLEM\] webhook signing: this GitLab \(version 18\.11\.0\) does not sign webhooks; unset webhook\.signing_token/m,
+    );
   });
 });

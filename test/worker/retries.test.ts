@@ -44,7 +44,9 @@ after(async () => {
 });
 
 /** A worker whose reconcile reads the project from the simulator; returns the time of each attempt. */
-async function workerCallingGitLab(): Promise<{ service: Service; attempts: number[]; log: CapturedLogger }> {
+async function workerCallingGitLab(
+  jobAttempts = 5,
+): Promise<{ service: Service; attempts: number[]; log: CapturedLogger }> {
   const prefix = uniquePrefix();
   const log = captureLogger();
   const attempts: number[] = [];
@@ -66,7 +68,7 @@ async function workerCallingGitLab(): Promise<{ service: Service; attempts: numb
     pipeline: fail,
     sweep: fail,
   };
-  const config = testConfig(prefix, { worker: { attempts: 5, backoff_base_ms: 100, backoff_max_ms: 400 } });
+  const config = testConfig(prefix, { worker: { attempts: jobAttempts, backoff_base_ms: 100, backoff_max_ms: 400 } });
   const service = await startService({ config, logger: log.logger, roles: { worker: true }, handlers });
   cleanups.push(async () => {
     await service.close();
@@ -102,6 +104,19 @@ describe("retries against GitLab (simulator)", () => {
     assert.ok(waited < 10_000, `second attempt after ${waited} ms: Retry-After, not the default wait`);
     assert.equal(await jobMetric(service, "rate_limited"), 1);
     assert.equal(await jobMetric(service, "completed"), 1);
+    assert.equal(job.attemptsMade, 1, "the wait spent no attempt");
+  });
+
+  it("429s spend no attempt, whatever the job: a job with one attempt outlasts two of them", async () => {
+    const { service, attempts } = await workerCallingGitLab(1);
+    sim.failNext(2, 429, { retryAfterSeconds: 1 });
+    await service.enqueueReconcile(MR, "test");
+    const job = await finished(service);
+    assert.equal(await job.isCompleted(), true);
+    assert.equal(attempts.length, 3);
+    assert.equal(job.attemptsMade, 1);
+    assert.equal(await jobMetric(service, "rate_limited"), 2);
+    assert.equal(await jobMetric(service, "failed"), 0);
   });
 
   it("transient 503s: retried with backoff, succeeds on the third attempt", async () => {

@@ -25,19 +25,34 @@ function findHook(ctx: RequestContext, project: ProjectRecord): SimHook {
   return hook;
 }
 
+/** `whsec_` and the base64 of 32 bytes (`WebHooks::Hook::SIGNING_TOKEN_FORMAT`). */
+const SIGNING_TOKEN_FORMAT = /^whsec_[A-Za-z0-9+/]{43}=$/;
+
 /**
- * The hook attributes of `POST`/`PUT /projects/:id/hooks`. The Standard-Webhooks secret is accepted as
- * `signing_token` (*inferred*: the parameter name is not confirmed from GitLab's source).
+ * The Standard-Webhooks secret, `signing_token` (`lib/api/project_hooks.rb`, GitLab 19.0). Where the instance does
+ * not sign, GitLab drops it without a word (`create_hook_params` deletes it while the `webhook_signing_token` flag is
+ * off; before 19.0 it is an undeclared parameter, which `declared_params` leaves out): the hook is saved without it.
+ * A malformed one is a validation error (`validates :signing_token, format:`), 422 like `save_hook`'s
+ * `render_validation_error!(hook, 422)`.
  */
+function signingTokenParam(ctx: RequestContext): string | undefined {
+  const token = optString(ctx.params, "signing_token");
+  if (token === undefined || !ctx.state.instance.webhookSigning) return undefined;
+  if (!SIGNING_TOKEN_FORMAT.test(token)) throw new SimError("unprocessable", { signing_token: ["is invalid"] });
+  return token;
+}
+
+/** The hook attributes of `POST`/`PUT /projects/:id/hooks`. */
 function hookParams(ctx: RequestContext) {
   const p = ctx.params;
   return compact({
     token: optString(p, "token"),
-    signingToken: optString(p, "signing_token"),
+    signingToken: signingTokenParam(ctx),
     pushEvents: optBool(p, "push_events"),
     pushEventsBranchFilter: optString(p, "push_events_branch_filter"),
     mergeRequestsEvents: optBool(p, "merge_requests_events"),
     noteEvents: optBool(p, "note_events"),
+    confidentialNoteEvents: optBool(p, "confidential_note_events"),
     pipelineEvents: optBool(p, "pipeline_events"),
     enableSslVerification: optBool(p, "enable_ssl_verification"),
   });
@@ -46,17 +61,19 @@ function hookParams(ctx: RequestContext) {
 export function hookRoutes(t: RouteTable): void {
   t.get("/projects/:id/hooks", (ctx) => {
     const project = maintainerProject(ctx);
-    return paginate(ctx, project.hooks, hookEntity);
+    return paginate(ctx, project.hooks, (h) => hookEntity(h, ctx.state.instance));
   });
 
-  t.get("/projects/:id/hooks/:hook_id", (ctx) => ok(hookEntity(findHook(ctx, maintainerProject(ctx)))));
+  t.get("/projects/:id/hooks/:hook_id", (ctx) =>
+    ok(hookEntity(findHook(ctx, maintainerProject(ctx)), ctx.state.instance)),
+  );
 
   t.post("/projects/:id/hooks", (ctx) => {
     const project = maintainerProject(ctx);
     const url = reqString(ctx.params, "url");
     if (!/^https?:\/\//.test(url))
       throw new SimError("unprocessable", { url: ["is blocked: Only allowed schemes are http, https"] });
-    return created(hookEntity(addHook(ctx.state, project.id, { url, ...hookParams(ctx) })));
+    return created(hookEntity(addHook(ctx.state, project.id, { url, ...hookParams(ctx) }), ctx.state.instance));
   });
 
   t.put("/projects/:id/hooks/:hook_id", (ctx) => {
@@ -65,7 +82,7 @@ export function hookRoutes(t: RouteTable): void {
     const url = optString(ctx.params, "url");
     const updated: SimHook = { ...hook, ...(url === undefined ? {} : { url }), ...hookParams(ctx) };
     project.hooks[project.hooks.indexOf(hook)] = updated;
-    return ok(hookEntity(updated));
+    return ok(hookEntity(updated, ctx.state.instance));
   });
 
   t.delete("/projects/:id/hooks/:hook_id", (ctx) => {

@@ -8,9 +8,9 @@ import { pipelineRoutes } from "./pipelines.js";
 import { projectRoutes } from "./projects.js";
 import { userRoutes } from "./users.js";
 
-export function allRoutes(o: { version: string }): Route[] {
+export function allRoutes(): Route[] {
   const t = new RouteTable();
-  userRoutes(t, o);
+  userRoutes(t);
   projectRoutes(t);
   branchRoutes(t);
   mergeRequestRoutes(t);

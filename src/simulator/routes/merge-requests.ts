@@ -8,11 +8,12 @@ import {
   awardEmoji,
   deleteNote,
   editNote,
+  mayMarkNoteInternal,
   mergeMergeRequest,
   openMergeRequest,
   updateMergeRequest,
 } from "../merge-request-actions.js";
-import { findProject, oneOf, optInt, optList, optString, reqInt, reqString } from "../http/params.js";
+import { findProject, oneOf, optBool, optInt, optList, optString, reqInt, reqString } from "../http/params.js";
 import { paginate, sortBy } from "../http/pagination.js";
 import { created, noContent, ok, type RequestContext, type RouteTable } from "../http/route-table.js";
 import { SimError } from "../sim-error.js";
@@ -30,6 +31,10 @@ function findNote(ctx: RequestContext, mr: MergeRequestRecord): NoteRecord {
   const note = (ctx.state.project(mr.targetProjectId).notes.get(mr.iid) ?? []).find((n) => n.id === id);
   // `noteable.notes.find(id)` raises RecordNotFound, which the API renders as "404 Not found".
   if (!note) throw new SimError("not_found", "404 Not found");
+  // `get_note`: a note the caller may not read (an internal one) is `not_found!("Note")`.
+  if (note.internal && !mayMarkNoteInternal(ctx.world, ctx.user.id, ctx.state.project(mr.targetProjectId))) {
+    throw new SimError("not_found", "404 Note Not Found");
+  }
   return note;
 }
 
@@ -131,7 +136,11 @@ export function mergeRequestRoutes(t: RouteTable): void {
     const mr = findMr(ctx);
     const orderBy = oneOf(ctx.params, "order_by", ["created_at", "updated_at"] as const) ?? "created_at";
     const sort = oneOf(ctx.params, "sort", ["asc", "desc"] as const) ?? "desc";
-    const notes = [...(ctx.state.project(mr.targetProjectId).notes.get(mr.iid) ?? [])];
+    // `note.readable_by?(current_user)`: internal notes only for those who may see them (Planner, Reporter and up).
+    const project = ctx.state.project(mr.targetProjectId);
+    const notes = (project.notes.get(mr.iid) ?? []).filter(
+      (n) => !n.internal || mayMarkNoteInternal(ctx.world, ctx.user.id, project),
+    );
     sortBy(
       notes,
       (n) => `${orderBy === "updated_at" ? n.updatedAt : n.createdAt}#${String(n.id).padStart(12, "0")}`,
@@ -142,7 +151,9 @@ export function mergeRequestRoutes(t: RouteTable): void {
 
   t.post(`${MR}/notes`, (ctx) => {
     const mr = findMr(ctx);
-    const note = addNote(ctx.world, mr, ctx.user.id, reqString(ctx.params, "body"));
+    // `internal: params[:internal] || params[:confidential]` (lib/api/notes.rb; `confidential` is the pre-15.5 name).
+    const internal = optBool(ctx.params, "internal") === true || optBool(ctx.params, "confidential") === true;
+    const note = addNote(ctx.world, mr, ctx.user.id, reqString(ctx.params, "body"), { internal });
     return created(noteEntity(ctx.state, note));
   });
 

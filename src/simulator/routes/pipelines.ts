@@ -1,16 +1,17 @@
 /**
  * Pipelines (lib/api/ci/pipelines.rb). Permissions from `Ci::PipelinePolicy`: on a ref the caller may neither push
  * nor merge to (a protected branch), `update_pipeline` and `cancel_pipeline` are prevented, so retry and cancel
- * answer 403. Creation first needs `create_pipeline` (Developer+, else 403); the protected-ref refusal comes from
- * the creation chain and is rendered as a validation error (400, `{"message": {"base": [...]}}`).
+ * answer 403. Creation first needs `create_pipeline` (Developer+, else 403); the refusals of the creation chain are
+ * rendered as validation errors (400, `{"message": {"base": [...]}}`): variables from a user the project does not let
+ * set them (`set_pipeline_variables`, checked first), then the protected ref.
  */
 import { cancelPipeline, createPipeline, retryPipeline } from "../ci-actions.js";
-import { jobEntity, pipelineBasic, pipelineEntity, testReportSummaryEntity } from "../entities.js";
+import { bridgeEntity, jobEntity, pipelineBasic, pipelineEntity, testReportSummaryEntity } from "../entities.js";
 import { findProject, oneOf, optBool, optString, reqInt, reqString } from "../http/params.js";
 import { paginate, sortBy } from "../http/pagination.js";
 import { created, ok, type RequestContext, type RouteTable } from "../http/route-table.js";
 import { AccessLevel, type PipelineSource, type PipelineStatus } from "../model.js";
-import { canUpdateBranch, hasAccess } from "../permissions.js";
+import { canSetPipelineVariables, canUpdateBranch, hasAccess } from "../permissions.js";
 import { FORBIDDEN, SimError } from "../sim-error.js";
 import type { PipelineRecord, ProjectRecord } from "../state.js";
 
@@ -67,12 +68,14 @@ export function pipelineRoutes(t: RouteTable): void {
   t.post("/projects/:id/pipeline", (ctx) => {
     const project = findProject(ctx);
     if (!hasAccess(ctx.state, ctx.user.id, project, AccessLevel.Developer)) throw new SimError("forbidden", FORBIDDEN);
-    const pipeline = createPipeline(ctx.world, project, {
-      ref: reqString(ctx.params, "ref"),
-      userId: ctx.user.id,
-      source: "api",
-      variables: parseVariables(ctx.params["variables"]),
-    });
+    const ref = reqString(ctx.params, "ref");
+    const variables = parseVariables(ctx.params["variables"]);
+    // The chain's Build step (`Gitlab::Ci::Pipeline::Chain::Build::Associations#check_variables_permission`) runs
+    // before the protected-ref check and stops the chain: nothing is saved, the API renders the error as 400.
+    if (variables.length > 0 && !canSetPipelineVariables(ctx.state, ctx.user.id, project)) {
+      throw new SimError("bad_request", { base: ["Insufficient permissions to set pipeline variables"] });
+    }
+    const pipeline = createPipeline(ctx.world, project, { ref, userId: ctx.user.id, source: "api", variables });
     return created(pipelineEntity(ctx.state, pipeline));
   });
 
@@ -150,10 +153,25 @@ export function pipelineRoutes(t: RouteTable): void {
     const rawScope = ctx.params["scope"];
     const scope = rawScope === undefined ? undefined : (Array.isArray(rawScope) ? rawScope : [rawScope]).map(String);
     const includeRetried = optBool(ctx.params, "include_retried") ?? false;
+    // `pipeline.builds` through `Ci::JobsFinder`: `Ci::Build` only, trigger jobs (bridges) are not listed here.
     const jobs = pipeline.jobs
+      .filter((j) => j.trigger === null)
       .filter((j) => (includeRetried || !j.retried) && (scope === undefined || scope.includes(j.status)))
       .sort((a, b) => b.id - a.id);
     return paginate(ctx, jobs, (j) => jobEntity(ctx.state, pipeline, j));
+  });
+
+  // lib/api/ci/pipelines.rb: `Ci::JobsFinder` with `type: ::Ci::Bridge` (latest attempts, `scope` filter), needs
+  // `read_build`; presented with `Entities::Ci::Bridge`. GitLab 19.2 deprecates it for `.../trigger_jobs`.
+  t.get(`${ONE}/bridges`, (ctx) => {
+    const project = findProject(ctx);
+    const pipeline = findPipeline(ctx, project);
+    const rawScope = ctx.params["scope"];
+    const scope = rawScope === undefined ? undefined : (Array.isArray(rawScope) ? rawScope : [rawScope]).map(String);
+    const bridges = pipeline.jobs
+      .filter((j) => j.trigger !== null && !j.retried && (scope === undefined || scope.includes(j.status)))
+      .sort((a, b) => b.id - a.id);
+    return paginate(ctx, bridges, (j) => bridgeEntity(ctx.state, pipeline, j));
   });
 
   t.post(`${ONE}/cancel`, (ctx) => {

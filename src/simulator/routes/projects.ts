@@ -1,14 +1,23 @@
 /**
- * `GET /projects` (with `membership`, `min_access_level`), `GET /projects/:id`, `GET /projects/:id/members/all/:user_id`, `GET /groups/:id/members/all/:user_id`
+ * `GET /projects` (with `membership`, `min_access_level`), `GET /projects/:id`, `PUT /projects/:id` (the
+ * pipeline-variable settings only), `GET /projects/:id/members/all/:user_id`, `GET /groups/:id/members/all/:user_id`
  * (lib/api/projects.rb, lib/api/members.rb). `members/all` reports the effective (maximum) level over direct and
  * inherited memberships; a non-member is `404 Not found` (`find_by!`).
  */
 import { memberEntity, projectEntity } from "../entities.js";
 import { paginate } from "../http/pagination.js";
-import { findProject, optBool, optInt, reqInt } from "../http/params.js";
+import { findProject, oneOf, optBool, optInt, ParamError, reqInt } from "../http/params.js";
 import { ok, type RouteTable } from "../http/route-table.js";
-import { accessLevel, canReadProject, groupAccessLevel } from "../permissions.js";
-import { SimError } from "../sim-error.js";
+import { AccessLevel, PIPELINE_VARIABLES_ROLES } from "../model.js";
+import {
+  accessLevel,
+  canReadProject,
+  groupAccessLevel,
+  hasAccess,
+  pipelineVariablesSettingRefusal,
+} from "../permissions.js";
+import { FORBIDDEN, SimError } from "../sim-error.js";
+import { deleteProject } from "../world-building.js";
 
 export function projectRoutes(t: RouteTable): void {
   // `min_access_level` implies membership (ProjectsFinder#by_min_access_level); ordered by id, descending by default.
@@ -27,6 +36,41 @@ export function projectRoutes(t: RouteTable): void {
   });
 
   t.get("/projects/:id", (ctx) => ok(projectEntity(ctx.state, findProject(ctx), ctx.user.id)));
+
+  // lib/api/projects.rb `put ":id"`: `authorize_admin_project` (Maintainer+, else 403), then
+  // `Projects::UpdateService`, whose refusals of the pipeline-variable settings are `render_api_error!(message, 400)`
+  // (`pipelineVariablesSettingRefusal`). Only those two settings are modelled; a request with neither is Grape's
+  // `at_least_one_of` error.
+  t.put("/projects/:id", (ctx) => {
+    const project = findProject(ctx);
+    if (!hasAccess(ctx.state, ctx.user.id, project, AccessLevel.Maintainer)) throw new SimError("forbidden", FORBIDDEN);
+    const role = oneOf(ctx.params, "ci_pipeline_variables_minimum_override_role", PIPELINE_VARIABLES_ROLES);
+    const restrict = optBool(ctx.params, "restrict_user_defined_variables");
+    if (role === undefined && restrict === undefined) {
+      throw new ParamError(
+        "ci_pipeline_variables_minimum_override_role, restrict_user_defined_variables are missing, at least one parameter must be provided",
+      );
+    }
+    const changingRole = role !== undefined && role !== project.ciPipelineVariablesMinimumOverrideRole;
+    const changingRestrict = restrict !== undefined && restrict !== project.restrictUserDefinedVariables;
+    if (changingRole || changingRestrict) {
+      const refusal = pipelineVariablesSettingRefusal(ctx.state, ctx.user.id, project, changingRole ? role : undefined);
+      if (refusal) throw new SimError("bad_request", refusal);
+    }
+    if (role !== undefined) project.ciPipelineVariablesMinimumOverrideRole = role;
+    if (restrict !== undefined) project.restrictUserDefinedVariables = restrict;
+    return ok(projectEntity(ctx.state, project, ctx.user.id));
+  });
+
+  // lib/api/projects.rb `delete ":id"`: `authorize! :remove_project` (Owner), then `Projects::DestroyService`
+  // asynchronously and `accepted!` (202). Here the deletion is done before answering, and delayed deletion
+  // ("marked for deletion", then removed days later) is not modelled: the project is gone at once.
+  t.delete("/projects/:id", (ctx) => {
+    const project = findProject(ctx);
+    if (!hasAccess(ctx.state, ctx.user.id, project, AccessLevel.Owner)) throw new SimError("forbidden", FORBIDDEN);
+    deleteProject(ctx.state, project.id);
+    return { status: 202, body: { message: "202 Accepted" } };
+  });
 
   t.get("/projects/:id/members/all/:user_id", (ctx) => {
     const project = findProject(ctx);

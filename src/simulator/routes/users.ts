@@ -1,11 +1,12 @@
-/** `GET /user`, `GET /users`, `GET /users/:id`, `GET /version` (lib/api/users.rb, lib/api/version.rb). */
+/** `GET /user`, `GET /users`, `GET /users/:id` (lib/api/users.rb), `GET /metadata` and `GET /version` (lib/api/metadata.rb). */
 import { userBasic, userEntity } from "../entities.js";
 import { paginate } from "../http/pagination.js";
 import { optString, reqInt } from "../http/params.js";
 import { ok, type RouteTable } from "../http/route-table.js";
+import { metadataEntity } from "../instance.js";
 import { SimError } from "../sim-error.js";
 
-export function userRoutes(t: RouteTable, o: { version: string }): void {
+export function userRoutes(t: RouteTable): void {
   t.get("/user", (ctx) => ok(userEntity(ctx.state, ctx.user, { self: true })));
 
   // `UsersFinder#by_username`: `User.by_username` is an exact, case-insensitive match, and the answer is a list
@@ -25,7 +26,7 @@ export function userRoutes(t: RouteTable, o: { version: string }): void {
     return ok(userEntity(ctx.state, user, { self: user.id === ctx.user.id }));
   });
 
-  t.get("/version", () =>
-    ok({ version: o.version, revision: "simulator", kas: { enabled: false }, enterprise: false }),
-  );
+  // lib/api/metadata.rb: `/metadata` (15.2+) and the deprecated `/version` run the same query.
+  t.get("/metadata", (ctx) => ok(metadataEntity(ctx.state.instance)));
+  t.get("/version", (ctx) => ok(metadataEntity(ctx.state.instance)));
 }

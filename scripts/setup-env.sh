@@ -6,20 +6,25 @@ ensure_node_modules() {
   # npm ci when node_modules is missing or older than the lockfile (a fresh clone, or a changed lockfile).
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     echo "==> npm ci" >&2
-    # The lockfile can lack other platforms' optional binaries (a registry mirror without them answers 404), which
-    # `npm ci` refuses as "missing from lock file"; `npm install` then installs the same locked versions.
-    npm ci --no-audit --no-fund --loglevel=error >&2 2>/dev/null || {
-      echo "==> npm ci refused the lockfile; npm install" >&2
-      npm install --no-audit --no-fund --loglevel=error >&2
+    # No `npm install` fallback: it would resolve versions anew and rewrite package-lock.json. A lockfile that
+    # `npm ci` refuses is a bug to fix in the lockfile (test/packaging/production-install.test.ts installs from it).
+    npm ci --no-audit --no-fund --loglevel=error >&2 || {
+      echo "npm ci refused package-lock.json: it must match package.json. Fix it with" \
+        "\`npm install --package-lock-only\` and commit the lockfile." >&2
+      return 1
     }
   fi
 }
 
-# Debian packages the suite needs: redis-server (queues), rsync (gitlab-ci-local copies the repo with it).
+# Debian packages the suite needs: redis-server (queues; `redis-server --sentinel` is the Sentinel of the failover
+# test, so no redis-sentinel package), rsync (gitlab-ci-local copies the repo with it), promtool (checks
+# deploy/prometheus/; package prometheus, about 19 MB to fetch and 25 s to install). Each argument is a command,
+# or `command=package` when the package is named otherwise. Recommends are left out (prometheus would bring
+# node-exporter and ipmitool along).
 ensure_debian_packages() {
   local missing=()
-  for pkg in "$@"; do
-    command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  for entry in "$@"; do
+    command -v "${entry%%=*}" >/dev/null 2>&1 || missing+=("${entry#*=}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "==> installing ${missing[*]} (Debian packages)" >&2
@@ -31,5 +36,5 @@ ensure_debian_packages() {
     fi
   fi
   DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }

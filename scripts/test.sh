@@ -4,8 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup-env.sh
+# Nothing the README's commands run may change a tracked file (an `npm install` would rewrite package-lock.json):
+# the tracked files' state now, compared at the end. Outside a git checkout there is nothing to compare.
+tracked_state() { git --no-optional-locks diff HEAD --binary 2>/dev/null | sha256sum; }
+tracked_before=""
+git rev-parse --is-inside-work-tree >/dev/null 2>&1 && tracked_before=$(tracked_state)
 ensure_node_modules
-ensure_debian_packages redis-server rsync curl git
+ensure_debian_packages redis-server rsync curl git promtool=prometheus
 
 # A private redis-server on a free port, removed on exit (tests use unique key prefixes inside it).
 redis_dir=$(mktemp -d)
@@ -26,3 +31,8 @@ echo "==> tests" >&2
 files=${TEST_FILES:-$(find test -name '*.test.ts' | sort)}
 # shellcheck disable=SC2086
 node --import tsx --test --test-concurrency=2 $files
+if [ -n "$tracked_before" ] && [ "$(tracked_state)" != "$tracked_before" ]; then
+  echo "the run changed tracked files (or they were edited meanwhile); nothing it runs may:" >&2
+  git --no-optional-locks status --short --untracked-files=no >&2
+  exit 1
+fi

@@ -142,6 +142,44 @@ try {
 
   await measure("merge cleanup", () => w.sim.mergeMergeRequest(w.app.id, mr.iid, w.maya.id), 3);
 
+  // `/merge`: a fork MR whose trusted pipeline passed is merged by the bot, pinned to the trusted SHA.
+  const toMerge = w.openForkMr("to-merge");
+  w.sim.comment(w.app.id, toMerge.iid, w.maya.id, `/trust ${toMerge.sha}`);
+  await w.settle();
+  const toMergePipeline = w.pipelinesOn(w.trustedBranch(toMerge)).at(-1);
+  if (!toMergePipeline) throw new Error("no trusted pipeline for the /merge MR");
+  w.sim.setPipelineStatus(w.app.id, toMergePipeline.id, "success");
+  await measure("`/merge` after the trusted pipeline passed (merge, then cleanup)", () =>
+    w.sim.comment(w.app.id, toMerge.iid, w.maya.id, "/merge-trusted"),
+  );
+
+  // The gated status: a same-project MR whose head pipeline is a merge request pipeline gets the status in it.
+  w.sim.setMergeRequestPipelines(w.app.id, true);
+  let gated: ReturnType<typeof w.sim.openMergeRequest> | undefined;
+  await measure("same-project MR opened, merge request pipeline as head pipeline (gated status posted into it)", () => {
+    w.sim.push(w.app.id, "gated", { userId: w.dev.id });
+    gated = w.sim.openMergeRequest({ sourceProjectId: w.app.id, sourceBranch: "gated", authorId: w.dev.id });
+  });
+  if (!gated) throw new Error("no gated MR");
+  const gatedMr = gated;
+  const headPipeline = w.sim
+    .pipelines(w.app.id)
+    .filter((p) => p.source === "merge_request_event" && p.mergeRequestIid === gatedMr.iid)
+    .at(-1);
+  if (!headPipeline) throw new Error("no merge request pipeline");
+  await measure("gated: merge request pipeline's jobs pass (held by the pending status)", () =>
+    w.sim.setPipelineStatus(w.app.id, headPipeline.id, "success"),
+  );
+  await measure("gated: `/trust <full sha>`, whole transition", () =>
+    w.sim.comment(w.app.id, gatedMr.iid, w.maya.id, `/trust ${gatedMr.sha}`),
+  );
+  const gatedPipeline = w.pipelinesOn(w.trustedBranch(gatedMr)).at(-1);
+  if (!gatedPipeline) throw new Error("no trusted pipeline for the gated MR");
+  await measure("gated: trusted pipeline passed (status success in the head pipeline)", () =>
+    w.sim.setPipelineStatus(w.app.id, gatedPipeline.id, "success"),
+  );
+  w.sim.setMergeRequestPipelines(w.app.id, false);
+
   // A burst: 20 events on one MR (20 pushes to its source branch, each an MR Hook `update`) delivered at once.
   const burstMr = w.openForkMr("burst");
   await w.settle();

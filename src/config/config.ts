@@ -189,6 +189,19 @@ export const configSchema = z.strictObject({
        * commenting (docs/security.md).
        */
       require_sha: z.boolean().default(false),
+      /**
+       * Premium: the bot approves the MR (`sha` = the trusted head) once the trusted pipeline for the head passed,
+       * and withdraws its approval when trust goes stale, is revoked or the pipeline fails. An approval rule that
+       * requires the bot (`setup` creates one) then gates every MR, fork MRs included (docs/trust-workflow.md).
+       */
+      approve: z.boolean().default(false),
+      /**
+       * Ultimate: the bot answers the project's external status check (`name`, registered by `setup`) with passed or
+       * failed for the head SHA as the trusted pipeline ends. `true` means the name `trusted-mr-bot`.
+       */
+      external_status_check: z
+        .union([z.boolean(), z.strictObject({ name: z.string().min(1).default("trusted-mr-bot") })])
+        .default(false),
     })
     .prefault({}),
   sweep: z

@@ -192,8 +192,12 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     await until("the comment to show success", () => /success|passed/i.test(comment() ?? ""));
     showMr(say, sim, project.id, mr.iid, names);
 
-    step(say, 7, "Maria merges; the bot deletes the trusted branch");
-    sim.mergeMergeRequest(project.id, mr.iid, maria.id);
+    step(
+      say,
+      7,
+      "Maria comments `/merge-trusted`: the bot merges through GitLab's merge API pinned to the trusted commit, then deletes the trusted branch",
+    );
+    sim.comment(project.id, mr.iid, maria.id, "/merge-trusted");
     await until("the trusted branch to be deleted", () => !sim.branch(project.id, trustedBranch));
     await sim.idle();
     showMr(say, sim, project.id, mr.iid, names);

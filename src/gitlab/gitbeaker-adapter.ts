@@ -10,17 +10,21 @@
 import { GitbeakerRequestError, Gitlab } from "@gitbeaker/rest";
 import { z } from "zod";
 import type { Config } from "../config/config.js";
+import { PermanentError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
 import { classifyGitLabError, gitlabMessageText } from "./classify-error.js";
 import type {
+  ApprovalRule,
   Branch,
   CommitStatusInput,
   CreatePipelineResult,
   EnsureBranchResult,
   EnsureResult,
+  ExternalStatusCheck,
   GitLabPort,
   Label,
   ListMergeRequestsFilter,
+  MergeOutcome,
   MergeRequest,
   MergeRequestVersion,
   Note,
@@ -65,6 +69,11 @@ const mergeRequestSchema = z.object({
     .nullish()
     .transform((v) => v ?? null),
   updated_at: z.string().catch(""),
+  // Single-MR answers only (`MergeRequest#diff_head_pipeline`); anything unexpected reads as "none".
+  head_pipeline: z
+    .object({ id: z.number(), project_id: z.number(), sha: z.string(), ref: z.string(), status: z.string() })
+    .nullish()
+    .catch(null),
 });
 
 const projectSchema = z.object({
@@ -210,6 +219,28 @@ const hookSchema = z.object({
 });
 
 /** `GET /metadata` (15.2+) and `GET /version` (older ones answer only `version` and `revision`). */
+const approvalRuleSchema = z.object({
+  id: z.number(),
+  name: z.string(),
+  approvals_required: z.number(),
+  users: z.array(z.object({ id: z.number() })).catch([]),
+});
+
+const externalStatusCheckSchema = z.object({ id: z.number(), name: z.string(), external_url: z.string() });
+
+function toApprovalRule(raw: unknown): ApprovalRule {
+  const r = parse(approvalRuleSchema, raw, "approval rule");
+  return { id: r.id, name: r.name, approvalsRequired: r.approvals_required, userIds: r.users.map((u) => u.id) };
+}
+
+function toStatusCheck(raw: unknown): ExternalStatusCheck {
+  const c = parse(externalStatusCheckSchema, raw, "external status check");
+  return { id: c.id, name: c.name, externalUrl: c.external_url };
+}
+
+/** Where a licensed feature is missing: no EE route (404), the licence check (401 for status checks, 403). */
+const NOT_ON_THIS_TIER: ReadonlySet<number> = new Set([401, 403, 404]);
+
 const metadataSchema = z.object({
   version: z.string(),
   revision: z.string().catch(""),
@@ -236,6 +267,19 @@ function toMergeRequest(raw: unknown): MergeRequest {
     mergedAt: m.merged_at,
     closedAt: m.closed_at,
     updatedAt: m.updated_at,
+    ...(m.head_pipeline !== undefined
+      ? {
+          headPipeline: m.head_pipeline
+            ? {
+                id: m.head_pipeline.id,
+                projectId: m.head_pipeline.project_id,
+                sha: m.head_pipeline.sha,
+                ref: m.head_pipeline.ref,
+                status: m.head_pipeline.status,
+              }
+            : null,
+        }
+      : {}),
   };
 }
 
@@ -398,6 +442,11 @@ const IDEMPOTENT_WRITES: ReadonlySet<string> = new Set([
   "POST /projects/:id/merge_requests/:iid/notes/:note_id/award_emoji",
   "POST /projects/:id/pipelines/:pipeline_id/cancel",
   "PUT /projects/:id/merge_requests/:iid",
+  // A second approve is GitLab's 401, read back as "already"; a second unapprove its 404, "had none"; a second
+  // status check response the same answer for the same SHA again.
+  "POST /projects/:id/merge_requests/:iid/approve",
+  "POST /projects/:id/merge_requests/:iid/unapprove",
+  "POST /projects/:id/merge_requests/:iid/status_check_responses",
 ]);
 
 /**
@@ -423,6 +472,8 @@ export class GitbeakerAdapter implements GitLabPort {
   private readonly counts = new Map<string, ApiCallCount>();
   /** Project id → when GitLab last refused the bot's pipeline variables there ({@link createPipeline}). */
   private readonly variablesRefused = new Map<number, number>();
+  /** `projectId:name` → id of that external status check ({@link respondToStatusCheck}). */
+  private readonly statusChecks = new Map<string, number>();
   private readonly metrics: Metrics | undefined;
 
   constructor(options: GitbeakerAdapterOptions) {
@@ -537,6 +588,22 @@ export class GitbeakerAdapter implements GitLabPort {
       this.api.MergeRequests.show(projectId, iid),
     );
     return raw === undefined ? undefined : toMergeRequest(raw);
+  }
+
+  async mergeMergeRequest(projectId: number, iid: number, sha: string): Promise<MergeOutcome> {
+    const route = "PUT /projects/:id/merge_requests/:iid/merge";
+    try {
+      return { merged: toMergeRequest(await this.api.MergeRequests.merge(projectId, iid, { sha })) };
+    } catch (error) {
+      // `lib/api/merge_requests.rb`: 401 `can_be_merged_by?`, 405 `not_allowed!` (not mergeable: closed, draft,
+      // pipeline not passed, approvals), 406/422 "Branch cannot be merged", 409 `check_sha_param!`.
+      const status = statusOf(error);
+      const message = descriptionOf(error);
+      if (status === 409) return { refused: "sha", message };
+      if (status === 405 || status === 406 || status === 422) return { refused: "not_mergeable", message };
+      if (status === 401 || status === 403) return { refused: "not_allowed", message };
+      throw classifyGitLabError(error, route);
+    }
   }
 
   listOpenMergeRequests(projectId: number, filter: { sourceBranch?: string } = {}): Promise<MergeRequest[]> {
@@ -917,6 +984,110 @@ export class GitbeakerAdapter implements GitLabPort {
             this.api.ProjectHooks.edit(projectId, hookId, hook.url, options),
           );
     return toHook(raw);
+  }
+
+  // ---- merge gating ----
+
+  async approveMergeRequest(projectId: number, iid: number, sha: string): Promise<"approved" | "already" | "headMoved"> {
+    const route = "POST /projects/:id/merge_requests/:iid/approve";
+    try {
+      await this.api.MergeRequestApprovals.approve(projectId, iid, { sha });
+      return "approved";
+    } catch (error) {
+      // `check_sha_param!`: the head moved; `unauthorized!` both for "approved already" and "may not approve".
+      if (statusOf(error) === 409) return "headMoved";
+      if (statusOf(error) !== 401) throw classifyGitLabError(error, route);
+      const raw = await this.call("GET /projects/:id/merge_requests/:iid/approvals", () =>
+        this.api.MergeRequestApprovals.showConfiguration(projectId, { mergerequestIId: iid }),
+      );
+      if ((raw as { user_has_approved?: unknown }).user_has_approved === true) return "already";
+      throw classifyGitLabError(error, route);
+    }
+  }
+
+  async unapproveMergeRequest(projectId: number, iid: number): Promise<boolean> {
+    const done = await this.maybe("POST /projects/:id/merge_requests/:iid/unapprove", async () => {
+      await this.api.MergeRequestApprovals.unapprove(projectId, iid);
+      return true;
+    });
+    return done === true;
+  }
+
+  async respondToStatusCheck(
+    projectId: number,
+    iid: number,
+    name: string,
+    sha: string,
+    status: "passed" | "failed",
+  ): Promise<"answered" | "headMoved"> {
+    const id = await this.statusCheckId(projectId, name);
+    try {
+      await this.api.ExternalStatusChecks.set(projectId, iid, sha, id, { status });
+      return "answered";
+    } catch (error) {
+      if (statusOf(error) === 409) return "headMoved";
+      // A check deleted since it was looked up: look it up again next time.
+      if (statusOf(error) === 404) this.statusChecks.delete(`${projectId}:${name}`);
+      throw classifyGitLabError(error, "POST /projects/:id/merge_requests/:iid/status_check_responses");
+    }
+  }
+
+  /** The id of the project's status check `name`, looked up once (`GET .../external_status_checks`) and kept. */
+  private async statusCheckId(projectId: number, name: string): Promise<number> {
+    const key = `${projectId}:${name}`;
+    const known = this.statusChecks.get(key);
+    if (known !== undefined) return known;
+    const check = (await this.listExternalStatusChecks(projectId))?.find((c) => c.name === name);
+    if (!check) {
+      throw new PermanentError(
+        `project ${projectId} has no external status check named ${JSON.stringify(name)}`,
+        "run `trusted-mr-bot setup --project <path>` to register it (GitLab Ultimate), or turn trust.external_status_check off",
+      );
+    }
+    this.statusChecks.set(key, check.id);
+    return check.id;
+  }
+
+  async listApprovalRules(projectId: number): Promise<ApprovalRule[] | undefined> {
+    try {
+      const raw = await this.api.MergeRequestApprovals.allApprovalRules(projectId);
+      return (raw as unknown[]).map(toApprovalRule);
+    } catch (error) {
+      if (NOT_ON_THIS_TIER.has(statusOf(error) ?? 0)) return undefined;
+      throw classifyGitLabError(error, "GET /projects/:id/approval_rules");
+    }
+  }
+
+  async createApprovalRule(
+    projectId: number,
+    rule: { name: string; approvalsRequired: number; userIds: number[] },
+  ): Promise<ApprovalRule> {
+    const raw = await this.call("POST /projects/:id/approval_rules", () =>
+      this.api.MergeRequestApprovals.createApprovalRule(projectId, rule.name, rule.approvalsRequired, {
+        userIds: rule.userIds,
+      } as never),
+    );
+    return toApprovalRule(raw);
+  }
+
+  async listExternalStatusChecks(projectId: number): Promise<ExternalStatusCheck[] | undefined> {
+    try {
+      const raw = await this.api.ExternalStatusChecks.all(projectId, { perPage: 100 });
+      return (raw as unknown[]).map(toStatusCheck);
+    } catch (error) {
+      if (NOT_ON_THIS_TIER.has(statusOf(error) ?? 0)) return undefined;
+      throw classifyGitLabError(error, "GET /projects/:id/external_status_checks");
+    }
+  }
+
+  async createExternalStatusCheck(
+    projectId: number,
+    check: { name: string; externalUrl: string },
+  ): Promise<ExternalStatusCheck> {
+    const raw = await this.call("POST /projects/:id/external_status_checks", () =>
+      this.api.ExternalStatusChecks.create(projectId, check.name, check.externalUrl),
+    );
+    return toStatusCheck(raw);
   }
 
   async instance(): Promise<GitLabInstance> {

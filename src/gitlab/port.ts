@@ -54,7 +54,32 @@ export interface MergeRequest {
   mergedAt: string | null;
   closedAt: string | null;
   updatedAt: string;
+  /**
+   * The pipeline the MR shows and "Pipelines must succeed" reads (`head_pipeline` in the single-MR answer:
+   * `MergeRequest#diff_head_pipeline`, merge request pipelines first, then the source branch's, newest first, for
+   * the head SHA). `projectId` is the fork's for a fork MR's branch pipelines. Absent when not read (lists).
+   */
+  headPipeline?: HeadPipeline | null;
 }
+
+/** An MR's head pipeline, as much of it as a commit status posted into it needs. */
+export interface HeadPipeline {
+  id: number;
+  projectId: number;
+  sha: string;
+  /** `refs/merge-requests/<iid>/head` for a merge request pipeline, else the source branch. */
+  ref: string;
+  status: string;
+}
+
+/**
+ * What `PUT .../merge_requests/:iid/merge` with `sha` did: merged, or refused with GitLab's reason. `sha`: the head
+ * moved (409 "SHA does not match HEAD of source branch"); `not_mergeable`: 405/406/422 (not open, draft, pipeline
+ * not passed, approvals missing, conflicts); `not_allowed`: 401/403 (the bot may not merge into the target branch).
+ */
+export type MergeOutcome =
+  | { merged: MergeRequest }
+  | { refused: "sha" | "not_mergeable" | "not_allowed"; message: string };
 
 /**
  * `ci_pipeline_variables_minimum_override_role` (GitLab 17.1+, `ProjectCiCdSetting`): the least role that may set
@@ -279,6 +304,21 @@ export interface ListMergeRequestsFilter {
   limit?: number;
 }
 
+/** A project approval rule (EE Premium+). */
+export interface ApprovalRule {
+  id: number;
+  name: string;
+  approvalsRequired: number;
+  userIds: number[];
+}
+
+/** A project external status check (EE Ultimate). */
+export interface ExternalStatusCheck {
+  id: number;
+  name: string;
+  externalUrl: string;
+}
+
 export interface GitLabPort {
   // ---- identity and permissions ----
 
@@ -335,6 +375,13 @@ export interface GitLabPort {
    * GitLab recorded it (its own clock, unlike commit dates, which the commit's author chooses).
    */
   listMergeRequestVersions(projectId: number, iid: number): Promise<MergeRequestVersion[]>;
+
+  /**
+   * Merges the MR if its head is still `sha` (`PUT .../merge_requests/:iid/merge` with `sha`): a push that raced the
+   * call makes GitLab refuse (409) and nothing is merged. GitLab's own mergeability checks apply ("Pipelines must
+   * succeed", approvals, draft). Refusals are outcomes, not errors.
+   */
+  mergeMergeRequest(projectId: number, iid: number, sha: string): Promise<MergeOutcome>;
 
   /** Adds labels to an MR (existing labels stay). */
   addLabels(projectId: number, iid: number, labels: string[]): Promise<void>;
@@ -402,6 +449,48 @@ export interface GitLabPort {
    * call entirely when they know the status is already set.
    */
   ensureStatus(projectId: number, sha: string, input: CommitStatusInput): Promise<EnsureResult>;
+
+  // ---- merge gating (approvals, external status checks) ----
+
+  /**
+   * Approves the MR as the bot at `sha` (`POST .../approve` with `sha`). `approved`: done now; `already`: the bot had
+   * approved it (GitLab's 401 for a second approval, told apart from a refusal by reading the approvals);
+   * `headMoved`: `sha` is no longer the head (409), nothing was approved. A real refusal throws.
+   */
+  approveMergeRequest(projectId: number, iid: number, sha: string): Promise<"approved" | "already" | "headMoved">;
+
+  /** Withdraws the bot's approval (`POST .../unapprove`); `false` when it had none (GitLab's 404). */
+  unapproveMergeRequest(projectId: number, iid: number): Promise<boolean>;
+
+  /**
+   * Answers the external status check named `name` for the MR's `sha` (Ultimate). The check's id is looked up by name
+   * once per project and kept. `headMoved` when `sha` is no longer the head (409); a missing check throws.
+   */
+  respondToStatusCheck(
+    projectId: number,
+    iid: number,
+    name: string,
+    sha: string,
+    status: "passed" | "failed",
+  ): Promise<"answered" | "headMoved">;
+
+  /** The project's approval rules; `undefined` where the instance or tier has none (404, 403). */
+  listApprovalRules(projectId: number): Promise<ApprovalRule[] | undefined>;
+
+  /** Creates a project approval rule requiring `approvalsRequired` approvals from `userIds` (Premium). */
+  createApprovalRule(
+    projectId: number,
+    rule: { name: string; approvalsRequired: number; userIds: number[] },
+  ): Promise<ApprovalRule>;
+
+  /** The project's external status checks; `undefined` where the tier has none (Ultimate only: 401, 403, 404). */
+  listExternalStatusChecks(projectId: number): Promise<ExternalStatusCheck[] | undefined>;
+
+  /** Registers an external status check: GitLab POSTs every MR change to `externalUrl`. */
+  createExternalStatusCheck(
+    projectId: number,
+    check: { name: string; externalUrl: string },
+  ): Promise<ExternalStatusCheck>;
 
   // ---- notes and reactions ----
 

@@ -15,7 +15,7 @@ import { pipelinePayload } from "./payloads.js";
 import { canPushCode, canUpdateBranch, isProtected } from "./permissions.js";
 import { COMMIT_STATUS_EVENTS, compositeStatus, isCompleted } from "./pipeline-status.js";
 import { FORBIDDEN, SimError } from "./sim-error.js";
-import type { CommitStatusRecord, JobRecord, PipelineRecord, ProjectRecord } from "./state.js";
+import type { CommitStatusRecord, JobRecord, MergeRequestRecord, PipelineRecord, ProjectRecord } from "./state.js";
 import { nowIso, type World } from "./world.js";
 
 /** `Ci::HasStatus::CANCELABLE_STATUSES` */
@@ -119,21 +119,66 @@ export function createPipeline(world: World, project: ProjectRecord, input: Crea
       value: v.value,
       variableType: v.variableType ?? "env_var",
     })),
-    jobs: project.ciJobs.map((j) => ({
-      id: state.nextId("build"),
-      name: j.name,
-      stage: j.stage,
-      status: "created",
-      allowFailure: j.allowFailure ?? false,
-      userId: input.userId,
-      createdAt: now,
-      startedAt: null,
-      finishedAt: null,
-      retried: false,
-      failureReason: null,
-      trigger: j.trigger ?? null,
-    })),
+    jobs: seedJobs(world, project, input.userId, now),
   });
+  emitPipeline(world, pipeline);
+  return pipeline;
+}
+
+/** The jobs of a new pipeline, from the project's CI config (`ciJobs`). */
+function seedJobs(world: World, project: ProjectRecord, userId: number, now: string): JobRecord[] {
+  return project.ciJobs.map((j) => ({
+    id: world.state.nextId("build"),
+    name: j.name,
+    stage: j.stage,
+    status: "created",
+    allowFailure: j.allowFailure ?? false,
+    userId,
+    createdAt: now,
+    startedAt: null,
+    finishedAt: null,
+    retried: false,
+    failureReason: null,
+    trigger: j.trigger ?? null,
+  }));
+}
+
+/**
+ * A merge request pipeline (`MergeRequests::CreatePipelineService` -> `Ci::CreatePipelineService` with `source:
+ * :merge_request_event`): it runs for the MR's head on `refs/merge-requests/:iid/head` in the target project, and
+ * `head-pipeline.ts` picks it before any branch pipeline. Same-project MRs only: a fork MR's pipelines run in the
+ * fork unless a maintainer runs them in the parent (`allow_fork_pipelines_to_run_in_parent_project`), not modelled.
+ * `userId` is checked like any pipeline's creator unless `trusted` (a push already was).
+ */
+export function createMergeRequestPipeline(
+  world: World,
+  mr: MergeRequestRecord,
+  userId: number,
+  o: { trusted?: boolean } = {},
+): PipelineRecord {
+  const project = world.state.project(mr.targetProjectId);
+  const refusal = (msg: string) => new SimError("bad_request", { base: [msg] });
+  if (mr.sourceProjectId !== project.id) {
+    throw refusal("Merge request pipelines for fork merge requests are not modelled by the simulator");
+  }
+  if (!o.trusted && !canPushCode(world.state, userId, project)) {
+    throw refusal("Insufficient permissions to create a new pipeline");
+  }
+  const ref = `refs/merge-requests/${mr.iid}/head`;
+  if (project.workflowRules && !project.workflowRules({ ref, source: "merge_request_event" })) {
+    throw refusal("Pipeline filtered out by workflow rules.");
+  }
+  if (project.ciJobs.length === 0) throw refusal("No stages / jobs for this pipeline.");
+  const pipeline = addPipelineRecord(world, project, {
+    ref,
+    sha: mr.sha,
+    beforeSha: BLANK_SHA,
+    source: "merge_request_event",
+    userId,
+    variables: [],
+    jobs: seedJobs(world, project, userId, nowIso()),
+  });
+  pipeline.mergeRequestIid = mr.iid;
   emitPipeline(world, pipeline);
   return pipeline;
 }
@@ -187,7 +232,10 @@ export function setPipelineStatus(world: World, pipeline: PipelineRecord, status
       break;
   }
   pipeline.jobs.sort((a, b) => a.id - b.id);
-  transitionPipeline(world, pipeline, status);
+  // External commit statuses in the pipeline count too (`Ci::Status::Composite` over all latest statuses): a bot's
+  // pending status keeps a pipeline whose jobs all passed from succeeding.
+  if (latestStatuses(world, pipeline).length > 0) refreshPipelineStatus(world, pipeline);
+  else transitionPipeline(world, pipeline, status);
 }
 
 export function setJobStatus(world: World, pipeline: PipelineRecord, jobName: string, status: DrivenStatus): void {

@@ -16,6 +16,7 @@ import {
   matchingRules,
 } from "./permissions.js";
 import { detailedStatus } from "./pipeline-status.js";
+import { headPipelineOf } from "./head-pipeline.js";
 import type {
   CommitStatusRecord,
   GroupRecord,
@@ -126,7 +127,7 @@ export function projectEntity(state: SimState, project: ProjectRecord, viewerId:
     jobs_enabled: true,
     builds_access_level: "enabled",
     ci_config_path: null,
-    only_allow_merge_if_pipeline_succeeds: false,
+    only_allow_merge_if_pipeline_succeeds: project.onlyAllowMergeIfPipelineSucceeds,
     ci_forward_deployment_enabled: true,
     public_jobs: true,
     // `API::Entities::Project` shows the CI/CD settings only `with_options if: admin_project` (Maintainer+).
@@ -271,11 +272,6 @@ export function protectedBranchEntity(state: SimState, rule: SimProtectedBranchR
   };
 }
 
-function latestPipelineFor(project: ProjectRecord | undefined, ref: string, sha: string): PipelineRecord | undefined {
-  if (!project) return undefined;
-  return project.pipelines.filter((p) => p.sha === sha && p.ref === ref).sort((a, b) => b.id - a.id)[0];
-}
-
 /** `Entities::MergeRequestBasic`, plus `Entities::MergeRequest` fields when `detail` (single MR). */
 export function mergeRequestEntity(
   state: SimState,
@@ -284,7 +280,6 @@ export function mergeRequestEntity(
   o: { detail: boolean },
 ): Json {
   const target = state.project(mr.targetProjectId);
-  const source = mr.sourceProjectId === null ? undefined : state.projects.get(mr.sourceProjectId);
   const json: Json = {
     id: mr.id,
     iid: mr.iid,
@@ -335,7 +330,8 @@ export function mergeRequestEntity(
     blocking_discussions_resolved: true,
   };
   if (o.detail) {
-    const head = latestPipelineFor(source, mr.sourceBranch, mr.sha);
+    // `head_pipeline` is `MergeRequest#diff_head_pipeline` (`lib/api/entities/merge_request.rb`), see head-pipeline.ts.
+    const head = headPipelineOf(state, mr);
     Object.assign(json, {
       subscribed: false,
       changes_count: "1",

@@ -53,7 +53,11 @@ import type {
   SimMergeRequest,
   SimNote,
   SimPipeline,
+  SimApprovalRule,
+  SimExternalStatusCheck,
   SimProject,
+  SimStatusCheckResponse,
+  SimTier,
   SimUser,
   TestReportSummaryInput,
   WebhookMode,
@@ -88,6 +92,7 @@ export type {
   SimPipelineVariable,
   SimProject,
   SimProtectedBranchRule,
+  SimTier,
   SimUser,
   TestReportSummaryInput,
   WebhookEvent,
@@ -108,6 +113,8 @@ export interface StartOptions {
   version?: string;
   /** `enterprise` in `GET /metadata` (an EE build); default false. */
   enterprise?: boolean;
+  /** The EE license: `premium` enables approval rules, `ultimate` external status checks too; default `free`. */
+  tier?: SimTier;
   /**
    * Whether hooks keep a `signing_token` and deliveries are signed (GitLab 19.0+ with the `webhook_signing_token`
    * flag on); default true. See {@link SimInstance}.
@@ -231,6 +238,7 @@ export class GitLabSimulator {
     this.setInstance({
       ...(opts.version === undefined ? {} : { version: opts.version }),
       ...(opts.enterprise === undefined ? {} : { enterprise: opts.enterprise }),
+      ...(opts.tier === undefined ? {} : { tier: opts.tier }),
       ...(opts.webhookSigning === undefined ? {} : { webhookSigning: opts.webhookSigning }),
     });
     this.dispatcher = new WebhookDispatcher({
@@ -291,6 +299,26 @@ export class GitLabSimulator {
     Object.assign(this.state.instance, i);
   }
 
+  // ---- approvals and external status checks (approvals.ts) ----
+
+  /** Ids of the users who approved the MR, in approval order. */
+  approvals(projectId: number, iid: number): number[] {
+    return [...(this.state.project(projectId).approvals.get(iid) ?? [])];
+  }
+
+  approvalRules(projectId: number): SimApprovalRule[] {
+    return structuredClone(this.state.project(projectId).approvalRules);
+  }
+
+  externalStatusChecks(projectId: number): SimExternalStatusCheck[] {
+    return structuredClone(this.state.project(projectId).externalStatusChecks);
+  }
+
+  /** Every status check response given for the MR, oldest first. */
+  statusCheckResponses(projectId: number, iid: number): SimStatusCheckResponse[] {
+    return structuredClone(this.state.project(projectId).statusCheckResponses.get(iid) ?? []);
+  }
+
   // ---- world building (synchronous, no webhooks) ----
 
   addUser(u: AddUserInput): SimUser {
@@ -341,6 +369,14 @@ export class GitLabSimulator {
     rules: ((pipeline: { ref: string; source: PipelineSource }) => boolean) | undefined,
   ): void {
     this.state.project(projectId).workflowRules = rules;
+  }
+
+  /**
+   * Whether the project's CI config runs merge request pipelines (as a `.gitlab-ci.yml` commit with `rules: - if:
+   * $CI_PIPELINE_SOURCE == "merge_request_event"` would): same-project MRs then get one when opened and on every push.
+   */
+  setMergeRequestPipelines(projectId: number, on: boolean): void {
+    this.state.project(projectId).mergeRequestPipelines = on;
   }
 
   /**

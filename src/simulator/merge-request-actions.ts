@@ -1,11 +1,13 @@
 /**
  * Merge requests, their notes and award emoji. MRs live in the target project and fire their hooks there.
  */
+import { createMergeRequestPipeline } from "./ci-actions.js";
 import { addCommit, copyHistory } from "./git.js";
 import { AccessLevel, type SimAwardEmoji } from "./model.js";
 import { hookTime, labelHookAttrs, type MergeRequestAction, mergeRequestPayload, notePayload } from "./payloads.js";
 import { canMergeToBranch, canPushCode, canPushToBranch, canReadProject, hasAccess } from "./permissions.js";
 import { moveBranch, recordMergeRequestHead } from "./repository-actions.js";
+import { headPipelineOf } from "./head-pipeline.js";
 import { FORBIDDEN, SimError } from "./sim-error.js";
 import type { MergeRequestRecord, NoteRecord, ProjectRecord } from "./state.js";
 import { nowIso, type World } from "./world.js";
@@ -108,6 +110,10 @@ export function openMergeRequest(world: World, m: OpenMergeRequestInput): MergeR
   target.mergeRequests.set(iid, mr);
   recordMergeRequestHead(world, target, mr);
   emitMr(world, mr, m.authorId, "open");
+  // `MergeRequests::AfterCreateService#prepare_merge_request` creates the first merge request pipeline.
+  if (target.mergeRequestPipelines && mr.sourceProjectId === target.id) {
+    createMergeRequestPipeline(world, mr, m.authorId, { trusted: true });
+  }
   return mr;
 }
 
@@ -217,7 +223,12 @@ export function reopenMergeRequest(world: World, mr: MergeRequestRecord, userId:
  * 401 (`unauthorized! unless merge_request.can_be_merged_by?`); a closed, merged or draft MR 405. The target branch
  * moves to a new merge commit (Push Hook, push pipeline), then MR Hook `merge`.
  */
-export function mergeMergeRequest(world: World, mr: MergeRequestRecord, userId: number): void {
+export function mergeMergeRequest(
+  world: World,
+  mr: MergeRequestRecord,
+  userId: number,
+  o: { sha?: string } = {},
+): void {
   const { state } = world;
   const target = state.project(mr.targetProjectId);
   const allowed =
@@ -230,6 +241,17 @@ export function mergeMergeRequest(world: World, mr: MergeRequestRecord, userId: 
   // `lib/api/merge_requests.rb`: `not_allowed!` unless `merge_request.mergeable?`; with its source project deleted
   // the MR is `broken?` (`branch_missing?`), never mergeable.
   if (!source) throw new SimError("method_not_allowed", "405 Method Not Allowed");
+  // "Pipelines must succeed": `mergeable?` runs `MergeRequests::Mergeability::CheckCiStatusService`, whose
+  // `mergeable_ci_state?` needs a head pipeline (`diff_head_pipeline`, head-pipeline.ts) that succeeded
+  // (`app/services/merge_requests/mergeability/check_ci_status_service.rb`; `allow_merge_on_skipped_pipeline` is not
+  // modelled, so a skipped one blocks too). Not mergeable is `not_allowed!`, 405, in `lib/api/merge_requests.rb`.
+  if (target.onlyAllowMergeIfPipelineSucceeds && headPipelineOf(state, mr)?.status !== "success") {
+    throw new SimError("method_not_allowed", "405 Method Not Allowed");
+  }
+  // `check_sha_param!` comes after the mergeability checks in `lib/api/merge_requests.rb`.
+  if (o.sha !== undefined && o.sha !== mr.sha) {
+    throw new SimError("conflict", "SHA does not match HEAD of source branch");
+  }
   copyHistory(source, target, mr.sha);
   const mergeCommit = addCommit(target, {
     parentIds: [targetHead, mr.sha],

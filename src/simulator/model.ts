@@ -326,7 +326,38 @@ export interface SimInstance {
   revision: string;
   /** `enterprise` in `GET /metadata`: an EE build (any tier, Free included). */
   enterprise: boolean;
+  /**
+   * The license of an EE build (`License#feature_available?`): approval rules need Premium, external status checks
+   * Ultimate. Not in `GET /metadata` (GitLab shows the license to administrators only); ignored on a CE build.
+   */
+  tier: SimTier;
   webhookSigning: boolean;
+}
+
+export type SimTier = "free" | "premium" | "ultimate";
+
+/** A project approval rule (`ApprovalProjectRule`, `ee/lib/api/project_approval_rules.rb`); EE Premium+. */
+export interface SimApprovalRule {
+  readonly id: number;
+  readonly name: string;
+  readonly approvalsRequired: number;
+  readonly userIds: readonly number[];
+}
+
+/** A project's external status check (`MergeRequests::ExternalStatusCheck`, `ee/lib/api/status_checks.rb`); Ultimate. */
+export interface SimExternalStatusCheck {
+  readonly id: number;
+  readonly name: string;
+  readonly externalUrl: string;
+  readonly protectedBranchIds: readonly number[];
+}
+
+/** A `status_check_responses` row: what the external service answered for one SHA of one MR. */
+export interface SimStatusCheckResponse {
+  readonly id: number;
+  readonly checkId: number;
+  readonly sha: string;
+  readonly status: "passed" | "failed";
 }
 
 /** One webhook request as it was (or would be) sent. `body` is the exact raw JSON that was signed. */

@@ -3,7 +3,7 @@
  * (`permissions.ts`) and, like GitLab's `PostReceive`, fires a Push Hook, refreshes the MRs whose source branch moved
  * (`MergeRequests::RefreshService`: MR Hook `update` with `oldrev`), and may start a `push` pipeline.
  */
-import { createPipeline } from "./ci-actions.js";
+import { createMergeRequestPipeline, createPipeline } from "./ci-actions.js";
 import { addCommit, copyHistory, isValidBranchName, resolveRef } from "./git.js";
 import { BLANK_SHA } from "./model.js";
 import { hookTime, mergeRequestPayload, pushPayload } from "./payloads.js";
@@ -178,6 +178,11 @@ function refreshMergeRequests(
           changes: { updated_at: { previous: hookTime(previousUpdatedAt), current: hookTime(mr.updatedAt) } },
         }),
       );
+      // The refresh's merge request pipeline for the new head (`MergeRequests::RefreshService` ->
+      // `MergeRequests::CreatePipelineService`), where the CI config runs them; same-project MRs only (ci-actions.ts).
+      if (target.mergeRequestPipelines && mr.sourceProjectId === target.id) {
+        createMergeRequestPipeline(world, mr, userId, { trusted: true });
+      }
     }
   }
 }

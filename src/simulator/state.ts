@@ -5,7 +5,9 @@
 import type {
   PipelineSource,
   PipelineVariablesRole,
+  SimApprovalRule,
   SimAwardEmoji,
+  SimExternalStatusCheck,
   SimCiJob,
   SimCommit,
   SimCommitStatus,
@@ -19,6 +21,7 @@ import type {
   SimPipeline,
   SimProject,
   SimProtectedBranchRule,
+  SimStatusCheckResponse,
   SimUser,
 } from "./model.js";
 import { SimError } from "./sim-error.js";
@@ -62,6 +65,13 @@ export interface ProjectRecord extends Omit<Mutable<SimProject>, "ciJobs"> {
   restrictUserDefinedVariables: boolean;
   /** `workflow: rules` for every pipeline: `false` filters it out (see `AddProjectInput.workflowRules`). */
   workflowRules: ((pipeline: { ref: string; source: PipelineSource }) => boolean) | undefined;
+  /** "Pipelines must succeed" (`only_allow_merge_if_pipeline_succeeds`): the merge API refuses (405) otherwise. */
+  onlyAllowMergeIfPipelineSucceeds: boolean;
+  /**
+   * The CI config runs merge request pipelines (`rules: if: $CI_PIPELINE_SOURCE == "merge_request_event"`): opening a
+   * same-project MR and every push to its source branch start a `merge_request_event` pipeline.
+   */
+  mergeRequestPipelines: boolean;
   /** Every commit object the repository holds (branches, fetched MR heads, copied fork history). */
   commits: Map<string, SimCommit>;
   /** Branch name → head sha. */
@@ -80,6 +90,14 @@ export interface ProjectRecord extends Omit<Mutable<SimProject>, "ciJobs"> {
   commitStatuses: CommitStatusRecord[];
   labels: SimLabel[];
   hooks: SimHook[];
+  /** Project approval rules (EE Premium+, `approvals.ts`). */
+  approvalRules: SimApprovalRule[];
+  /** MR iid → ids of the users who approved it (`approvals`), in approval order. */
+  approvals: Map<number, number[]>;
+  /** External status checks (EE Ultimate, `approvals.ts`). */
+  externalStatusChecks: SimExternalStatusCheck[];
+  /** MR iid → status check responses, oldest first. */
+  statusCheckResponses: Map<number, SimStatusCheckResponse[]>;
   nextMergeRequestIid: number;
   nextPipelineIid: number;
 }
@@ -109,6 +127,9 @@ interface Sequences {
   label: number;
   protectedBranch: number;
   mergeRequestDiff: number;
+  approvalRule: number;
+  externalStatusCheck: number;
+  statusCheckResponse: number;
 }
 
 export class SimState {
@@ -123,6 +144,7 @@ export class SimState {
     version: "19.0.0",
     revision: "simulator",
     enterprise: false,
+    tier: "free",
     webhookSigning: true,
   };
   readonly users = new Map<number, UserRecord>();
@@ -143,6 +165,9 @@ export class SimState {
     label: 0,
     protectedBranch: 0,
     mergeRequestDiff: 0,
+    approvalRule: 0,
+    externalStatusCheck: 0,
+    statusCheckResponse: 0,
   };
 
   constructor(readonly baseUrl: string) {}

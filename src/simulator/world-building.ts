@@ -98,6 +98,10 @@ export interface AddProjectInput {
    * rules."]}}` (`Gitlab::Ci::Pipeline::Chain::EvaluateWorkflowRules`).
    */
   workflowRules?: (pipeline: { ref: string; source: PipelineSource }) => boolean;
+  /** "Pipelines must succeed" (`only_allow_merge_if_pipeline_succeeds`, default false; `PUT /projects/:id`). */
+  onlyAllowMergeIfPipelineSucceeds?: boolean;
+  /** Same-project MRs get `merge_request_event` pipelines when opened and on every push (default false). */
+  mergeRequestPipelines?: boolean;
   /** Default `public`: an open project whose contributors are not members. Private projects are 404 to non-members. */
   visibility?: Visibility;
   /**
@@ -146,6 +150,8 @@ function newProjectRecord(
     pipelineOnPush: true,
     pipelineOnPushFilter: undefined,
     workflowRules: undefined,
+    onlyAllowMergeIfPipelineSucceeds: false,
+    mergeRequestPipelines: false,
     ciPipelineVariablesMinimumOverrideRole: "maintainer",
     restrictUserDefinedVariables: true,
     commits: new Map(),
@@ -160,6 +166,10 @@ function newProjectRecord(
     commitStatuses: [],
     labels: [],
     hooks: [],
+    approvalRules: [],
+    approvals: new Map(),
+    externalStatusChecks: [],
+    statusCheckResponses: new Map(),
     nextMergeRequestIid: 1,
     nextPipelineIid: 1,
   };
@@ -180,6 +190,8 @@ export function addProject(state: SimState, p: AddProjectInput): ProjectRecord {
   project.pipelineOnPush = p.pipelineOnPush ?? true;
   project.pipelineOnPushFilter = p.pipelineOnPushFilter;
   project.workflowRules = p.workflowRules;
+  project.onlyAllowMergeIfPipelineSucceeds = p.onlyAllowMergeIfPipelineSucceeds ?? false;
+  project.mergeRequestPipelines = p.mergeRequestPipelines ?? false;
   if (p.ciPipelineVariablesMinimumOverrideRole !== undefined) {
     project.ciPipelineVariablesMinimumOverrideRole = p.ciPipelineVariablesMinimumOverrideRole;
   }

@@ -113,6 +113,25 @@ export async function applyActions(
       case "ensureStatus":
         await port.ensureStatus(projectId, a.sha, a.status);
         break;
+      case "merge": {
+        // Never sent twice (a lost answer fails the job; its retry observes the MR merged and stops there).
+        const result = await port.mergeMergeRequest(projectId, iid, a.sha);
+        o =
+          "merged" in result
+            ? { ...o, mr: result.merged }
+            : { ...o, mergeRefusal: { sha: a.sha, by: a.by, reason: result.refused, message: result.message } };
+        break;
+      }
+      case "approve":
+        // A moved head (409) approves nothing: the push that moved it brings the next pass, which withdraws.
+        await port.approveMergeRequest(projectId, iid, a.sha);
+        break;
+      case "unapprove":
+        await port.unapproveMergeRequest(projectId, iid);
+        break;
+      case "statusCheckResponse":
+        await port.respondToStatusCheck(projectId, iid, a.name, a.sha, a.status);
+        break;
       case "ensureNote": {
         const note = await port.ensureStickyNote(projectId, iid, STICKY_MARKER, a.body, o.note);
         o = { ...o, note: { id: note.id, body: a.body } };

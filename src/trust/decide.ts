@@ -29,6 +29,8 @@ export type DecideConfig = Pick<
   | "committer_branch_label"
   | "welcome_first_time_contributors"
   | "require_sha"
+  | "approve"
+  | "external_status_check"
 >;
 
 /** The emoji that acknowledges a command the bot carried out. */
@@ -103,6 +105,30 @@ export function statusRef(mr: MergeRequest): string {
   return mr.sourceProjectId === mr.projectId ? mr.sourceBranch : `refs/merge-requests/${mr.iid}/head`;
 }
 
+/**
+ * The pipeline a same-project MR's status is posted into: its head pipeline (`head_pipeline`, GitLab's
+ * `MergeRequest#diff_head_pipeline`), which is what "Pipelines must succeed" reads. A status posted with
+ * `pipeline_id` joins that pipeline (`Ci::CreateCommitStatusService#first_matching_pipeline`, whose `ref` must be the
+ * pipeline's: `refs/merge-requests/<iid>/head` for a merge request pipeline), and while it is not `success` the
+ * pipeline cannot succeed (`Ci::Status::Composite`). A fork MR's head pipeline is in the fork, where the bot cannot
+ * post: `undefined`, and the status goes to the MR's ref in the target as before ({@link statusRef}).
+ */
+export function gatedPipeline(mr: MergeRequest): { id: number; ref: string; status: string } | undefined {
+  const p = mr.headPipeline;
+  if (mr.sourceProjectId !== mr.projectId || !p || p.projectId !== mr.projectId || p.sha !== mr.sha) return undefined;
+  return { id: p.id, ref: p.ref, status: p.status };
+}
+
+/**
+ * A status inside the head pipeline must never let it pass unless the trusted pipeline did: `skipped` counts as
+ * passed in GitLab's composite status (`onlyOf(success, skipped, ...)`), so a skipped trusted pipeline is `failed`
+ * there. Every other state but `success` keeps the head pipeline from succeeding (API statuses are never
+ * `allow_failure`).
+ */
+function gatedState<T extends { state: CommitStatusState }>(desired: T, into: { id: number } | undefined): T {
+  return into && desired.state === "skipped" ? { ...desired, state: "failed" } : desired;
+}
+
 function decideCommitterBranch(o: Observed, config: DecideConfig, trigger?: Trigger): Action[] {
   const actions: Action[] = [];
   const label = config.committer_branch_label;
@@ -122,7 +148,10 @@ function decideCommitterBranch(o: Observed, config: DecideConfig, trigger?: Trig
 function decideClosed(o: Observed, config: DecideConfig, trigger?: Trigger): Action[] {
   const deferred: Action[] = [];
   const state = o.mr.state as "merged" | "closed";
-  if (trigger) {
+  if (trigger && trigger.command === "merge" && state === "merged") {
+    // Merged already, perhaps by this very command in an attempt that stopped before its note: done, as asked.
+    if (!o.state.handled?.includes(trigger.noteId)) deferred.push(award(trigger.noteId));
+  } else if (trigger) {
     deferred.push(
       reply(
         trigger.command === "help"
@@ -133,6 +162,14 @@ function decideClosed(o: Observed, config: DecideConfig, trigger?: Trigger): Act
   }
   if (!o.note && o.branch.sha === null) return deferred;
   let next = withPipelineFacts(o, o.state);
+  const asked = next.mergeWhenTrusted;
+  if (asked) {
+    // The `/merge` was carried out (merged at its SHA), or the MR was merged or closed some other way meanwhile.
+    if (state === "merged" && o.mr.sha === asked.sha) {
+      deferred.push(audit(o, { event: "merge", sha: asked.sha, by: asked.by, reason: "/merge", branch: o.branchName }));
+    }
+    next = { ...next, mergeWhenTrusted: undefined };
+  }
   const effects: Action[] = [];
   // Only a branch this MR's own record says the bot made (or adopted) for it is deleted here; anything else under
   // its name is left to the sweep, which deletes it once the MR has been closed for the grace period.
@@ -312,7 +349,56 @@ function decideOpen(o: Observed, config: DecideConfig, trigger?: Trigger): Actio
       }),
     );
   }
+  next = mergeWhenPassed(o, next, effects, deferred);
   return finish(o, config, next, effects, deferred, { withStatus: true });
+}
+
+/**
+ * A committer's `/merge` (recorded as `mergeWhenTrusted`) is carried out once the trusted pipeline passed for the
+ * very head it was asked for, through the merge API with `sha` = that head, so a push racing the call makes GitLab
+ * refuse (409) and nothing unreviewed is merged. For a same-project MR the bot's status must first have made the
+ * head pipeline pass (GitLab's "Pipelines must succeed" reads it), so it waits for the MR read to show that. It is
+ * forgotten, and the note says why, on a new head, a revoke, a failure or a refusal by GitLab.
+ */
+function mergeWhenPassed(o: Observed, state: StickyState, effects: Action[], deferred: Action[]): StickyState {
+  const wait = state.mergeWhenTrusted;
+  if (!wait) return state;
+  const head = o.mr.sha;
+  const drop = (reason: string): StickyState => ({
+    ...state,
+    mergeWhenTrusted: undefined,
+    mergeDropped: { by: wait.by, reason },
+  });
+  const refusal = o.mergeRefusal;
+  if (refusal) {
+    const why =
+      refusal.reason === "sha"
+        ? `new commits were pushed while it was being merged, so GitLab merged nothing (the trusted commit was ${shortSha(refusal.sha)})`
+        : refusal.reason === "not_allowed"
+          ? "GitLab does not let the bot merge into the target branch"
+          : "GitLab refused to merge it (a draft, conflicts, missing approvals or a pipeline that has not passed)";
+    deferred.push(reply(`${mention(wait.by)}: not merged: ${why}.`));
+    return drop(why);
+  }
+  const grant = state.grant;
+  const trusted = grant && state.branchSha === grant.sha ? grant : undefined;
+  if (wait.sha !== head) return drop(`new commits arrived after ${shortSha(wait.sha)}`);
+  if (trusted?.sha !== head) return drop("trust was revoked");
+  if (state.pipelineError?.sha === head) return drop("GitLab did not start the trusted pipeline");
+  const p = state.pipeline?.sha === head ? state.pipeline : undefined;
+  if (!p || isActive(p.status) || p.status === "running") return state;
+  if (p.status !== "success") return drop(`trusted pipeline #${p.id} ${p.status === "canceled" ? "was canceled" : p.status}`);
+  // The status that says so must be on the head (and in its pipeline) before GitLab is asked to merge.
+  const into = gatedPipeline(o.mr);
+  if (!(state.status?.sha === head && state.status.state === "success" && state.status.pipelineId === into?.id)) {
+    return state;
+  }
+  if (into && into.status !== "success") {
+    if (isActive(into.status) || into.status === "running") return state;
+    return drop(`the head pipeline #${into.id} ${into.status}`);
+  }
+  effects.push({ type: "merge", sha: head, by: wait.by });
+  return state;
 }
 
 function decideCommand(
@@ -393,6 +479,30 @@ function decideCommand(
       });
       return { ...next, branchSha: undefined, owned: undefined, mismatch: undefined };
     }
+    case "merge": {
+      const refusal = mergeRefusal(o, next);
+      if (refusal) {
+        deferred.push(reply(refusal));
+        return next;
+      }
+      next = {
+        ...handled(next, t.noteId),
+        mergeWhenTrusted: { noteId: t.noteId, by: t.author.username, sha: head },
+        mergeDropped: undefined,
+      };
+      deferred.push(award(t.noteId));
+      const p =
+        o.trustedPipeline?.pipeline ??
+        (next.pipeline?.sha === head ? { id: next.pipeline.id, status: next.pipeline.status } : undefined);
+      if (p?.status !== "success") {
+        deferred.push(
+          reply(
+            `Will merge \`${shortSha(head)}\` once ${p ? `trusted pipeline #${p.id}` : "the trusted pipeline"} passes; new commits or a failure cancel this.`,
+          ),
+        );
+      }
+      return next;
+    }
     case "retest": {
       const grant = next.grant;
       if (!grant || next.branchSha !== grant.sha) {
@@ -470,6 +580,31 @@ function shaRefusal(o: Observed, config: DecideConfig, t: Trigger): string | und
   return undefined;
 }
 
+/** Why a committer's `/merge` cannot be taken (the reply), or `undefined` when it can. */
+function mergeRefusal(o: Observed, state: StickyState): string | undefined {
+  const head = o.mr.sha;
+  if (o.mr.sourceProjectId === null) {
+    return "Not merged: the fork this merge request comes from was deleted, so GitLab can no longer merge it.";
+  }
+  const grant = state.grant;
+  if (!grant || state.branchSha !== grant.sha) {
+    return `Not merged: nothing is trusted yet. A committer reviews the changes and comments \`/trust ${head}\` first.`;
+  }
+  if (grant.sha !== head) {
+    return `Not merged: trust is stale (\`${shortSha(grant.sha)}\` was trusted, the head is now \`${shortSha(head)}\`). Review [the new commits](<${compareUrl(o.mr, grant.sha, head)}>) and comment \`/trust ${head}\` first.`;
+  }
+  if (state.pipelineError?.sha === head) {
+    return "Not merged: GitLab did not start the trusted pipeline for the head (see the note above).";
+  }
+  const p =
+    o.trustedPipeline?.pipeline ??
+    (state.pipeline?.sha === head ? { id: state.pipeline.id, status: state.pipeline.status } : undefined);
+  if (p && (p.status === "failed" || p.status === "canceled" || p.status === "skipped")) {
+    return `Not merged: trusted pipeline #${p.id} ${p.status === "canceled" ? "was canceled" : p.status} for \`${shortSha(head)}\`. Fix it, or comment \`/retest\`, then \`/merge\` again.`;
+  }
+  return undefined;
+}
+
 /**
  * A `/trust` on an MR whose fork was deleted is refused. GitLab keeps the MR's last head (`sha`, from its last diff)
  * and `refs/merge-requests/<iid>/head`, so the bot could still pin it; but the MR can never be merged or updated
@@ -542,26 +677,75 @@ function finish(
   }
   let next = state;
   if (opts.withStatus) {
-    const desired = desiredStatus(o, next);
+    const into = gatedPipeline(o.mr);
+    const desired = gatedState(desiredStatus(o, next), into);
     const sha = o.mr.sha;
-    if (!(next.status?.sha === sha && next.status.state === desired.state)) {
+    const pipelineId = into ? { pipelineId: into.id } : {};
+    if (!(next.status?.sha === sha && next.status.state === desired.state && next.status.pipelineId === into?.id)) {
       effects.push({
         type: "ensureStatus",
         sha,
         status: {
           name: config.status_name,
           state: desired.state,
-          ref: statusRef(o.mr),
+          ref: into?.ref ?? statusRef(o.mr),
           description: desired.description,
           targetUrl: desired.targetUrl,
+          ...pipelineId,
         },
       });
-      next = { ...next, status: { sha, state: desired.state, description: desired.description } };
+      next = { ...next, status: { sha, state: desired.state, description: desired.description, ...pipelineId } };
     }
+    next = gate(o, config, next, effects);
   }
   const body = renderNote(next, o, config);
   if (body !== o.note?.body) effects.push({ type: "ensureNote", body });
   return [record(next), ...effects, ...deferred];
+}
+
+/** The external status check's name, or `undefined` when the bot does not answer one. */
+export function statusCheckName(config: Pick<DecideConfig, "external_status_check">): string | undefined {
+  const c = config.external_status_check;
+  return c === false ? undefined : c === true ? "trusted-mr-bot" : c.name;
+}
+
+/**
+ * The approval and the external status check (docs/trust-workflow.md, "Merge gating"): both say yes only for the
+ * head the trusted pipeline passed for. The bot approves that SHA (`trust.approve`) and withdraws the approval as soon
+ * as it no longer holds: new commits, a revoke, a failed or re-run pipeline. It answers the status check `passed` or
+ * `failed` for the head once the pipeline ended, and `failed` when a grant it passed is revoked; a new head has no
+ * answer, which GitLab shows as pending. Each write is recorded, so it is made once per change.
+ */
+function gate(o: Observed, config: DecideConfig, state: StickyState, effects: Action[]): StickyState {
+  const head = o.mr.sha;
+  const grant = state.grant;
+  const trusted = grant !== undefined && state.branchSha === grant.sha && grant.sha === head;
+  const p = trusted && state.pipelineError?.sha !== head && state.pipeline?.sha === head ? state.pipeline : undefined;
+  let next = state;
+  const approved = config.approve && p?.status === "success";
+  if (approved && next.approval?.sha !== head) {
+    effects.push({ type: "approve", sha: head });
+    next = { ...next, approval: { sha: head } };
+  } else if (!approved && next.approval) {
+    effects.push({ type: "unapprove" });
+    next = { ...next, approval: undefined };
+  }
+  const name = statusCheckName(config);
+  if (name !== undefined) {
+    const answer =
+      p?.status === "success"
+        ? "passed"
+        : p && (p.status === "failed" || p.status === "canceled")
+          ? "failed"
+          : !trusted && next.statusCheck?.sha === head && next.statusCheck.status === "passed"
+            ? "failed"
+            : undefined;
+    if (answer && !(next.statusCheck?.sha === head && next.statusCheck.status === answer)) {
+      effects.push({ type: "statusCheckResponse", name, sha: head, status: answer });
+      next = { ...next, statusCheck: { sha: head, status: answer } };
+    }
+  }
+  return next;
 }
 
 /** The commit status the MR head should carry. Pending means "waiting for a committer"; the rest mirror the pipeline. */

@@ -24,7 +24,26 @@ export const SIGNING_SINCE = { major: 19, minor: 0 } as const;
 export const GITLAB_SIGNING_TOKEN_FORMAT = /^whsec_[A-Za-z0-9+/]{43}=$/;
 
 /** How merge requests are gated today: the only mechanism the bot has. */
-export const GATING_MECHANISM = "commit status + sticky note";
+/**
+ * How merges are gated with this configuration on this instance (README "Merge gating"): same-project MRs by the
+ * trusted status in their head pipeline ("Pipelines must succeed"), every MR by `/merge-trusted`, and, where
+ * configured and the edition has them, the bot's approval (Premium) and an external status check (Ultimate).
+ */
+export function gatingMechanism(
+  trust: Pick<Config["trust"], "approve" | "external_status_check">,
+  instance: GitLabInstance | undefined,
+): string {
+  const parts = [
+    "same-project MRs: the trusted status in the MR's head pipeline (blocks merging with \"Pipelines must succeed\")",
+    "every MR: /merge-trusted (merges once the trusted pipeline for the head passed)",
+  ];
+  const ee = instance?.enterprise;
+  if (trust.approve) parts.push(`the bot's approval${ee === false ? " (not on Community Edition)" : " (Premium and up)"}`);
+  if (trust.external_status_check) {
+    parts.push(`an external status check${ee === false ? " (not on Community Edition)" : " (Ultimate)"}`);
+  }
+  return parts.join("; ");
+}
 
 /** `major.minor` of a GitLab version string (`19.0.0-ee`, `17.11.2`), or undefined when it is not one. */
 export function parseVersion(version: string): { major: number; minor: number } | undefined {
@@ -103,7 +122,7 @@ export interface InstanceReport {
  */
 export async function describeInstance(
   port: GitLabPort,
-  config: Pick<Config, "webhook" | "gitlab">,
+  config: Pick<Config, "webhook" | "gitlab" | "trust">,
   /** The URL as printed (credentials masked); default `gitlab.url`. */
   shownUrl = config.gitlab.url,
 ): Promise<InstanceReport> {
@@ -117,7 +136,7 @@ export async function describeInstance(
     `bot user: @${bot.username} (id ${bot.id})`,
     `webhook signing: ${signing.line}`,
     "pipeline variables: per project (a project setting); see `trusted-mr-bot setup --project <path> --dry-run`",
-    `merge gating: ${GATING_MECHANISM}`,
+    `merge gating: ${gatingMechanism(config.trust, read.instance)}`,
   ];
   return { lines, problems: signing.problem ? [`webhook signing: ${signing.problem}`] : [] };
 }

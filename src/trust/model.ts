@@ -53,6 +53,8 @@ export interface Observed {
    * found at a `/trust`'s SHA is that grant, not a hand-made branch; one found gone after an `/untrust` is that revoke.
    */
   intent?: CommandIntent;
+  /** GitLab refused the merge decide asked for in this pass (`merge` action): why, for the reply and the note. */
+  mergeRefusal?: { sha: string; by: string; reason: "sha" | "not_mergeable" | "not_allowed"; message: string };
 }
 
 /** A comment command, already parsed; `authorization` is filled in for commands that need a committer. */
@@ -76,7 +78,7 @@ export interface CommandTrigger {
 
 export type Trigger = CommandTrigger;
 
-export type AuditEvent = "grant" | "revoke" | "stale" | "retest" | "cleanup";
+export type AuditEvent = "grant" | "revoke" | "stale" | "retest" | "cleanup" | "merge";
 
 export interface AuditEntry {
   event: AuditEvent;
@@ -109,7 +111,15 @@ export type Action =
   | { type: "retryPipeline"; pipelineId: number }
   | { type: "cancelPipeline"; pipelineId: number }
   | { type: "addLabels"; labels: string[] }
+  /** Merge the MR if its head is still `sha` (the trusted, passed commit); for `by`'s `/merge`. */
+  | { type: "merge"; sha: string; by: string }
   | { type: "ensureStatus"; sha: string; status: CommitStatusInput }
+  /** Approve the MR at `sha` (the trusted head); a moved head (409) or an approval already given is no error. */
+  | { type: "approve"; sha: string }
+  /** Withdraw the bot's approval; none to withdraw is no error. */
+  | { type: "unapprove" }
+  /** Answer the external status check `name` for `sha`. */
+  | { type: "statusCheckResponse"; name: string; sha: string; status: "passed" | "failed" }
   | { type: "ensureNote"; body: string }
   | { type: "reply"; body: string }
   | { type: "award"; noteId: number; name: string }
@@ -123,6 +133,7 @@ export const FACT_PRODUCING_ACTIONS: ReadonlySet<Action["type"]> = new Set([
   "createPipeline",
   "retryPipeline",
   "cancelPipeline",
+  "merge",
 ]);
 
 export const ACTIVE_PIPELINE_STATUSES: ReadonlySet<PipelineStatus> = new Set([

@@ -15,7 +15,7 @@
  */
 import { fromMarkdown } from "mdast-util-from-markdown";
 
-export type CommandName = "trust" | "untrust" | "retest" | "help";
+export type CommandName = "trust" | "untrust" | "retest" | "merge" | "help";
 
 export type ParsedComment =
   | { kind: "command"; command: CommandName; sha?: string }
@@ -27,6 +27,10 @@ const ALIASES: Readonly<Record<string, CommandName>> = {
   "ok-to-test": "trust",
   untrust: "untrust",
   retest: "retest",
+  // GitLab's own `/merge` quick action takes a note that is only `/merge` from anyone allowed to merge (it never
+  // reaches the bot then: `lib/gitlab/quick_actions/merge_request_actions.rb`); `/merge-trusted` always does.
+  "merge-trusted": "merge",
+  merge: "merge",
   help: "help",
 };
 

@@ -56,6 +56,7 @@ export function helpText(): string {
     "- `/trust <sha>` (or `/ok-to-test <sha>`): run the trusted pipeline for the commit you reviewed, named by its full SHA (or at least 12 characters of it); refused if the head is a different commit. A bare `/trust` trusts the head only if it was already the head before you commented.",
     "- `/untrust`: remove the trusted branch and cancel its pipelines.",
     "- `/retest`: retry the failed jobs of the trusted pipeline (or start a new one).",
+    "- `/merge-trusted` (or `/merge` where GitLab's own `/merge` quick action does not take the comment): merge once the trusted pipeline passed for the head, through GitLab's merge API pinned to that commit; new commits or a failure cancel it.",
     "- `/help`: this list.",
   ].join("\n");
 }
@@ -95,6 +96,13 @@ export function renderNote(state: StickyState, o: Pick<Observed, "mr">, config: 
       lines.push("", `GitLab did not start the trusted pipeline: ${escapeText(state.pipelineError.message)}`);
     }
     appendPipeline(lines, state);
+    if (state.mergeWhenTrusted?.sha === head) {
+      lines.push(
+        "",
+        `**Merge requested** by ${mention(state.mergeWhenTrusted.by)}: this merge request is merged once the trusted pipeline passes for \`${shortSha(head)}\`.`,
+      );
+    }
+    appendMergeDropped(lines, state);
   } else if (trusted) {
     const compare = compareUrl(mr, trusted.sha, head);
     lines.push(
@@ -102,6 +110,7 @@ export function renderNote(state: StickyState, o: Pick<Observed, "mr">, config: 
     );
     appendInvitation(lines, head);
     appendPipeline(lines, state, `Last trusted pipeline (for \`${shortSha(trusted.sha)}\`)`);
+    appendMergeDropped(lines, state);
   } else {
     if (forkGone) {
       // No invitation: `/trust` is refused on such an MR (decide.ts, `forkGoneRefusal`).
@@ -132,9 +141,16 @@ export function renderNote(state: StickyState, o: Pick<Observed, "mr">, config: 
         `Trust${state.revoked.sha ? ` in \`${shortSha(state.revoked.sha)}\`` : ""} was revoked by ${mention(state.revoked.by)} on ${formatTime(state.revoked.at)} (${escapeText(state.revoked.reason)}).`,
       );
     }
+    appendMergeDropped(lines, state);
   }
   lines.push("", "<details><summary>Commands</summary>", "", helpText(), "", "</details>");
   return lines.join("\n");
+}
+
+/** A `/merge` that was forgotten, and why (until the next `/merge`). */
+function appendMergeDropped(lines: string[], state: StickyState): void {
+  const d = state.mergeDropped;
+  if (d) lines.push("", `The merge ${mention(d.by)} asked for was dropped: ${escapeText(d.reason)}. Comment \`/merge-trusted\` again when it can go ahead.`);
 }
 
 function appendPipeline(lines: string[], state: StickyState, title = "Pipeline"): void {

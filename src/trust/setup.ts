@@ -15,7 +15,9 @@
  *    the push, merge request, comment (internal ones too: `Confidential Note Hook`) and pipeline events. GitLab
  *    never shows a hook's secret, so an existing hook is saved again to make sure it has this one. With
  *    `webhook.signing_token`, the hook gets it too, and setup reads the hook back: a GitLab that does not sign
- *    drops the token silently, and the receiver would refuse every unsigned delivery (instance-report.ts).
+ *    drops the token silently, and the receiver would refuse every unsigned delivery (instance-report.ts);
+ * 5. with `trust.approve`, the approval rule requiring the bot (Premium), and with `trust.external_status_check`
+ *    the external status check (Ultimate); "not available on this tier" where GitLab has neither.
  *
  * It starts by saying which GitLab it found (version, edition) and what the bot will do there because of it.
  */
@@ -26,7 +28,7 @@ import { ACCESS_LEVEL, type GitLabPort, type Project, type ProtectedBranchRule, 
 import type { Logger } from "../logger.js";
 import { accessLevelName } from "./authorize.js";
 import {
-  GATING_MECHANISM,
+  gatingMechanism,
   GITLAB_SIGNING_TOKEN_FORMAT,
   instanceLine,
   readInstance,
@@ -34,6 +36,7 @@ import {
   signingSupport,
   unsupportedSigning,
 } from "./instance-report.js";
+import { statusCheckName } from "./decide.js";
 import { matchesBranchWithPrefix } from "./protected-pattern.js";
 
 export interface SetupOptions {
@@ -76,7 +79,7 @@ export async function runSetup(options: SetupOptions): Promise<SetupStep[]> {
   step(
     "instance",
     "ok",
-    `${instanceLine(instance)} at ${(maskSecrets(config) as Config).gitlab.url}; webhook signing: ${signing.line}; merge gating: ${GATING_MECHANISM}`,
+    `${instanceLine(instance)} at ${(maskSecrets(config) as Config).gitlab.url}; webhook signing: ${signing.line}; merge gating: ${gatingMechanism(config.trust, instance.instance)}`,
   );
   const project = await port.getProject(
     /^\d+$/.test(options.projectPath) ? Number(options.projectPath) : options.projectPath,
@@ -235,7 +238,83 @@ export async function runSetup(options: SetupOptions): Promise<SetupStep[]> {
       step("webhook signing", "ok", "would send the signing token; setup checks that GitLab keeps it");
     }
   }
+  if (config.trust.approve) await approvalRuleStep(port, project, bot, dryRun, step);
+  const checkName = statusCheckName(config.trust);
+  if (checkName !== undefined) {
+    await statusCheckStep(port, project, checkName, config.server.public_url ?? options.webhookUrl, dryRun, step);
+  }
   return finish(steps);
+}
+
+/** The approval rule that makes the bot's approval required (`trust.approve`). */
+export const APPROVAL_RULE_NAME = "trusted-mr-bot";
+
+type StepFn = (what: string, action: SetupAction, detail: string) => void;
+
+/**
+ * `trust.approve`: a project approval rule requiring one approval from the bot, so no MR merges before the trusted
+ * pipeline passed for its head. Approval rules are Premium; the tier is not readable, so setup asks for the rules
+ * and takes "no such route" (CE), 403 or 401 as "not on this tier". Found by name: running setup again changes nothing.
+ */
+async function approvalRuleStep(port: GitLabPort, project: Project, bot: User, dryRun: boolean, step: StepFn) {
+  const what = `approval rule ${APPROVAL_RULE_NAME}`;
+  const rules = await port.listApprovalRules(project.id);
+  if (rules === undefined) {
+    step(
+      what,
+      "ok",
+      "not available on this tier (approval rules need GitLab Premium): the bot's approval is given but gates nothing; merges are gated by the commit status and sticky note only",
+    );
+    return;
+  }
+  const rule = rules.find((r) => r.name === APPROVAL_RULE_NAME);
+  if (!rule) {
+    step(what, "create", `requires 1 approval from @${bot.username}, given once the trusted pipeline passed for the head`);
+    if (!dryRun) {
+      await port.createApprovalRule(project.id, { name: APPROVAL_RULE_NAME, approvalsRequired: 1, userIds: [bot.id] });
+    }
+  } else if (rule.approvalsRequired < 1 || !rule.userIds.includes(bot.id)) {
+    step(
+      what,
+      "problem",
+      `exists but does not require an approval from @${bot.username}; fix: set its approvers to @${bot.username} only and "Approvals required" to 1`,
+    );
+  } else if (rule.userIds.length > 1) {
+    step(
+      what,
+      "problem",
+      `names other approvers besides @${bot.username}, whose approval would count instead; fix: leave @${bot.username} as its only approver`,
+    );
+  } else {
+    step(what, "ok", `requires an approval from @${bot.username}`);
+  }
+}
+
+/**
+ * `trust.external_status_check` (Ultimate): registers the check the bot answers. GitLab POSTs every MR change to
+ * its `external_url`; the bot does not need those calls (it answers from its own pipeline events), so the URL is
+ * only where GitLab sends them (the bot's public URL; its receiver refuses them as unsigned).
+ */
+async function statusCheckStep(
+  port: GitLabPort,
+  project: Project,
+  name: string,
+  url: string | undefined,
+  dryRun: boolean,
+  step: StepFn,
+) {
+  const what = `external status check ${name}`;
+  const checks = await port.listExternalStatusChecks(project.id);
+  if (checks === undefined) {
+    step(what, "ok", "not available on this tier (external status checks need GitLab Ultimate): nothing to answer");
+  } else if (checks.some((c) => c.name === name)) {
+    step(what, "ok", "registered; the bot answers it passed or failed for the head as the trusted pipeline ends");
+  } else if (!url) {
+    step(what, "problem", "no URL to register: set server.public_url or pass --webhook-url");
+  } else {
+    step(what, "create", `external URL ${url} (GitLab posts MR changes there; the bot does not need them)`);
+    if (!dryRun) await port.createExternalStatusCheck(project.id, { name, externalUrl: url });
+  }
 }
 
 export interface RuleReviewContext {

@@ -69,7 +69,19 @@ export const stickyStateSchema = z.object({
     })
     .optional(),
   /** The commit status last posted (GitLab rejects posting the same state twice). */
-  status: z.object({ sha, state: commitStatusState, description: z.string() }).optional(),
+  status: z
+    .object({
+      sha,
+      state: commitStatusState,
+      description: z.string(),
+      /** The MR's head pipeline it was posted into (same-project MRs: what "Pipelines must succeed" reads). */
+      pipelineId: z.number().optional(),
+    })
+    .optional(),
+  /** The bot approved the MR at this SHA (`trust.approve`); cleared when it withdrew the approval. */
+  approval: z.object({ sha }).optional(),
+  /** The last external status check response the bot gave (`trust.external_status_check`). */
+  statusCheck: z.object({ sha, status: z.enum(["passed", "failed"]) }).optional(),
   /** Head SHA for which "trust is stale" was announced (audit and pipeline cancel happen once per head). */
   staleHead: sha.optional(),
   /** GitLab refused to create the trusted pipeline for this SHA (e.g. `workflow: rules` filtered it out). */
@@ -85,6 +97,13 @@ export const stickyStateSchema = z.object({
   closed: z
     .object({ state: z.enum(["merged", "closed"]), at: z.string(), deletedBranch: z.string().optional() })
     .optional(),
+  /**
+   * A committer's `/merge` waiting for the trusted pipeline of `sha` to pass: merged then, forgotten on a new head,
+   * a revoke or a failure (`mergeDropped` says why).
+   */
+  mergeWhenTrusted: z.object({ noteId: z.number(), by: z.string().regex(USERNAME_RE), sha }).optional(),
+  /** Why the last waiting `/merge` was forgotten; shown until the next `/merge`. */
+  mergeDropped: z.object({ by: z.string().regex(USERNAME_RE), reason: z.string() }).optional(),
   /** The author had no merged MR in the target project when the bot first saw this MR. */
   firstTime: z.boolean().optional(),
   /** Notes whose command was carried out (newest last, bounded): a retried or re-delivered command is not redone. */

@@ -157,7 +157,8 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     if (trigger && timing) trigger = { ...trigger, headPrecedesComment: headPrecedes(o.mr.sha, await timing) };
     const wants: PipelineWants = {
       full: hints.full || !cache,
-      fresh: trigger?.command === "retest",
+      // `/retest` and `/merge` decide from the trusted pipeline's status: read now, not as last recorded.
+      fresh: trigger?.command === "retest" || trigger?.command === "merge",
       hinted: hints.pipelines,
     };
     const deferred: PendingAction[] = [];

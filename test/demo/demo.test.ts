@@ -9,7 +9,7 @@ import { runDemo } from "../../src/demo/demo.js";
 import { REDIS_URL } from "../support/redis.js";
 
 describe("demo", () => {
-  it("plays open, /trust, failure, stale push, /trust again, success, merge and cleanup", async () => {
+  it("plays open, /trust, failure, stale push, /trust again, success, /merge-trusted and cleanup", async () => {
     let transcript = "";
     const out = new Writable({
       write(chunk: Buffer, _encoding, callback) {
@@ -42,6 +42,7 @@ describe("demo", () => {
     assert.match(stale!, /trusted pipelines for the new commit: 0/);
     assert.match(stale!, /\*\*Trust is stale\.\*\*.*\/-\/compare\/[0-9a-f]{40}\.\.\.[0-9a-f]{40}/);
     assert.match(retrusted!, /commit status trusted-pipeline: success/);
+    assert.match(merged!, /^Maria comments `\/merge-trusted`/);
     assert.match(merged!, /MR !1 \[merged\]/);
     assert.match(merged!, /The trusted branch `trusted-fix-parser-mr1` was deleted/);
     assert.match(transcript, /Trusted pipelines: 2 \(one per trusted commit\)/);

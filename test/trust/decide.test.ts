@@ -27,6 +27,8 @@ const config: DecideConfig = {
   committer_branch_label: "no-detached-pipeline",
   welcome_first_time_contributors: true,
   require_sha: false,
+  approve: false,
+  external_status_check: false,
 };
 
 function mr(over: Partial<MergeRequest> = {}): MergeRequest {
@@ -730,6 +732,217 @@ const rows: Row[] = [
       assert.match(find(a, "ensureStatus")?.status.description ?? "", /1 failed job \(deploy-docs\)/);
       assert.match(noteOf(a), /Failed jobs: \[`deploy-docs`\]/);
     },
+  },
+  // ---- merge gating: the bot's approval (trust.approve) and the external status check ----
+  {
+    name: "approve: the trusted pipeline for the head passed: approve that SHA, once",
+    o: observed({}, { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "success", url: "u" } }),
+    config: { approve: true },
+    expect: ["ensureStatus", "approve", "ensureNote"],
+    check: (a) => {
+      assert.equal(find(a, "approve")?.sha, HEAD);
+      assert.deepEqual(recorded(a).approval, { sha: HEAD });
+      const again = decide(observed({ note: { id: 50, body: noteOf(a) } }, recorded(a)), { ...config, approve: true });
+      assert.deepEqual(types(again), [], "approved already: nothing to do");
+    },
+  },
+  {
+    name: "approve: the pipeline still runs or failed: no approval",
+    o: observed({}, { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "failed", url: "u" } }),
+    config: { approve: true },
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => assert.equal(recorded(a).approval, undefined),
+  },
+  {
+    name: "approve: new commits after the approved SHA: withdraw the approval",
+    o: observed(
+      { mr: mr({ sha: OTHER }) },
+      { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "success", url: "u" }, approval: { sha: HEAD } },
+    ),
+    config: { approve: true },
+    expect: ["ensureStatus", "unapprove", "ensureNote", "audit"],
+    check: (a) => assert.equal(recorded(a).approval, undefined),
+  },
+  {
+    name: "approve: a retest of the approved head runs again: withdraw until it passes",
+    o: observed(
+      {},
+      { ...TRUSTED, pipeline: { id: 301, sha: HEAD, status: "running", url: "u" }, approval: { sha: HEAD } },
+    ),
+    config: { approve: true },
+    expect: ["ensureStatus", "unapprove", "ensureNote"],
+  },
+  {
+    name: "approve: /untrust withdraws the approval",
+    o: observed(
+      {},
+      { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "success", url: "u" }, approval: { sha: HEAD } },
+    ),
+    trigger: command({ command: "untrust" }),
+    config: { approve: true },
+    expect: ["deleteBranch", "ensureStatus", "unapprove", "ensureNote", "award", "audit"],
+    check: (a) => assert.equal(recorded(a).approval, undefined),
+  },
+  {
+    name: "approve off: an approval the bot gave is withdrawn",
+    o: observed(
+      {},
+      {
+        ...TRUSTED,
+        pipeline: { id: 300, sha: HEAD, status: "success", url: "u" },
+        status: { sha: HEAD, state: "success", description: "" },
+        approval: { sha: HEAD },
+      },
+    ),
+    expect: ["unapprove", "ensureNote"],
+  },
+  {
+    name: "status check: passed for the head once the trusted pipeline passed",
+    o: observed({}, { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "success", url: "u" } }),
+    config: { external_status_check: true },
+    expect: ["ensureStatus", "statusCheckResponse", "ensureNote"],
+    check: (a) => {
+      const r = find(a, "statusCheckResponse");
+      assert.deepEqual(r, { type: "statusCheckResponse", name: "trusted-mr-bot", sha: HEAD, status: "passed" });
+      assert.deepEqual(recorded(a).statusCheck, { sha: HEAD, status: "passed" });
+    },
+  },
+  {
+    name: "status check: failed when the trusted pipeline failed, under the configured name",
+    o: observed({}, { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "failed", url: "u" } }),
+    config: { external_status_check: { name: "trusted" } },
+    expect: ["ensureStatus", "statusCheckResponse", "ensureNote"],
+    check: (a) => assert.equal(find(a, "statusCheckResponse")?.status, "failed"),
+  },
+  {
+    name: "status check: nothing while the pipeline runs, nor for a new head (GitLab shows it pending)",
+    o: observed(
+      { mr: mr({ sha: OTHER }) },
+      { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "success", url: "u" }, statusCheck: { sha: HEAD, status: "passed" } },
+    ),
+    config: { external_status_check: true },
+    expect: ["ensureStatus", "ensureNote", "audit"],
+  },
+  {
+    name: "status check: a passed head whose grant is gone is answered failed",
+    o: observed(
+      {},
+      {
+        pipeline: { id: 300, sha: HEAD, status: "success", url: "u" },
+        revoked: { by: "maya", at: NOW, sha: HEAD, reason: "/untrust" },
+        statusCheck: { sha: HEAD, status: "passed" },
+      },
+    ),
+    config: { external_status_check: true },
+    expect: ["ensureStatus", "statusCheckResponse", "ensureNote"],
+    check: (a) => assert.equal(find(a, "statusCheckResponse")?.status, "failed"),
+  },
+  {
+    name: "gating: a same-project MR's status goes into its head pipeline (merge request pipeline), running blocks it",
+    o: observed(
+      {
+        mr: mr({
+          headPipeline: { id: 500, projectId: 1, sha: HEAD, ref: "refs/merge-requests/7/head", status: "running" },
+        }),
+      },
+      { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "running", url: "u" } },
+    ),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => {
+      const s = find(a, "ensureStatus");
+      assert.equal(s?.status.pipelineId, 500);
+      assert.equal(s?.status.ref, "refs/merge-requests/7/head");
+      assert.equal(s?.status.state, "running");
+      assert.equal(recorded(a).status?.pipelineId, 500);
+    },
+  },
+  {
+    name: "gating: a skipped trusted pipeline is failed in the head pipeline (skipped would let it pass)",
+    o: observed(
+      { mr: mr({ headPipeline: { id: 500, projectId: 1, sha: HEAD, ref: "feature", status: "success" } }) },
+      { ...TRUSTED, pipeline: { id: 300, sha: HEAD, status: "skipped", url: "u" } },
+    ),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => assert.equal(find(a, "ensureStatus")?.status.state, "failed"),
+  },
+  {
+    name: "gating: a fork MR's head pipeline (in the fork) is not written to",
+    o: observed(
+      { mr: mr({ sourceProjectId: 2, headPipeline: { id: 500, projectId: 2, sha: HEAD, ref: "f", status: "running" } }) },
+      TRUSTED,
+    ),
+    expect: ["ensureStatus", "ensureNote"],
+    check: (a) => {
+      assert.equal(find(a, "ensureStatus")?.status.pipelineId, undefined);
+      assert.equal(find(a, "ensureStatus")?.status.ref, "refs/merge-requests/7/head");
+    },
+  },
+  {
+    name: "/merge after the trusted pipeline passed: merge pinned to the head",
+    o: observed(
+      { mr: mr({ sourceProjectId: 2 }) },
+      {
+        ...TRUSTED,
+        pipeline: { id: 300, sha: HEAD, status: "success", url: "u" },
+        status: { sha: HEAD, state: "success", description: "d" },
+      },
+    ),
+    trigger: command({ command: "merge" }),
+    expect: ["merge", "award"],
+    check: (a) => {
+      assert.deepEqual(find(a, "merge"), { type: "merge", sha: HEAD, by: "maya" });
+      assert.deepEqual(recorded(a).mergeWhenTrusted, { noteId: 900, by: "maya", sha: HEAD });
+    },
+  },
+  {
+    name: "/merge while the trusted pipeline runs: recorded, nothing merged yet",
+    o: observed(
+      { mr: mr({ sourceProjectId: 2 }) },
+      {
+        ...TRUSTED,
+        pipeline: { id: 300, sha: HEAD, status: "running", url: "u" },
+        status: { sha: HEAD, state: "running", description: "d" },
+      },
+    ),
+    trigger: command({ command: "merge" }),
+    expect: ["ensureNote", "award", "reply"],
+    check: (a) => {
+      assert.match(replyOf(a), /Will merge `aaaaaaaa` once trusted pipeline #300 passes/);
+      assert.match(noteOf(a), /\*\*Merge requested\*\* by @maya/);
+    },
+  },
+  {
+    name: "/merge with stale trust: refused",
+    o: observed({ mr: mr({ sha: OTHER }) }, TRUSTED),
+    trigger: command({ command: "merge" }),
+    expect: ["ensureStatus", "ensureNote", "reply", "audit"],
+    check: (a) => assert.match(replyOf(a), /Not merged: trust is stale/),
+  },
+  {
+    name: "a waiting /merge is dropped on a new head",
+    o: observed({ mr: mr({ sha: OTHER }) }, { ...TRUSTED, mergeWhenTrusted: { noteId: 900, by: "maya", sha: HEAD } }),
+    expect: ["ensureStatus", "ensureNote", "audit"],
+    check: (a) => {
+      assert.equal(recorded(a).mergeWhenTrusted, undefined);
+      assert.match(noteOf(a), /The merge @maya asked for was dropped: new commits arrived/);
+    },
+  },
+  {
+    name: "GitLab refused the merge (409, the head moved): reply, forgotten, nothing else",
+    o: observed(
+      {
+        mr: mr({ sourceProjectId: 2 }),
+        mergeRefusal: { sha: HEAD, by: "maya", reason: "sha", message: "SHA does not match HEAD of source branch" },
+      },
+      {
+        ...TRUSTED,
+        pipeline: { id: 300, sha: HEAD, status: "success", url: "u" },
+        status: { sha: HEAD, state: "success", description: "d" },
+        mergeWhenTrusted: { noteId: 900, by: "maya", sha: HEAD },
+      },
+    ),
+    expect: ["ensureNote", "reply"],
+    check: (a) => assert.match(replyOf(a), /not merged: new commits were pushed while it was being merged/),
   },
   {
     name: "locked MR (being merged): nothing",

@@ -116,7 +116,7 @@ describe("setup and the instance", () => {
     assert.ok(steps, out);
     assert.match(
       out,
-      /\[ok\] instance: GitLab 19\.1\.0-ee \(Enterprise Edition, tier unknown \(the license is visible to administrators only\), revision abc123\) at http:\/\/127\.0\.0\.1:\d+; webhook signing: supported .*; not configured; merge gating: commit status \+ sticky note/,
+      /\[ok\] instance: GitLab 19\.1\.0-ee \(Enterprise Edition, tier unknown \(the license is visible to administrators only\), revision abc123\) at http:\/\/127\.0\.0\.1:\d+; webhook signing: supported .*; not configured; merge gating: same-project MRs: the trusted status in the MR's head pipeline .*; every MR: \/merge-trusted/,
     );
   });
 });

@@ -218,7 +218,7 @@ describe("check-config --gitlab", () => {
         "bot user: @trusted-bot (id 1)",
         "webhook signing: supported (19.0+, unless the webhook_signing_token feature flag is off; setup checks the hook); not configured",
         "pipeline variables: per project (a project setting); see `trusted-mr-bot setup --project <path> --dry-run`",
-        "merge gating: commit status + sticky note",
+        "merge gating: same-project MRs: the trusted status in the MR's head pipeline (blocks merging with \"Pipelines must succeed\"); every MR: /merge-trusted (merges once the trusted pipeline for the head passed)",
         "",
       ].join("\n"),
     );

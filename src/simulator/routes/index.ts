@@ -1,5 +1,6 @@
 /** Every REST route the simulator serves, below `/api/v4`. */
 import { type Route, RouteTable } from "../http/route-table.js";
+import { approvalRoutes } from "./approvals.js";
 import { branchRoutes } from "./branches.js";
 import { commitRoutes } from "./commits.js";
 import { hookRoutes, labelRoutes } from "./hooks-and-labels.js";
@@ -14,6 +15,7 @@ export function allRoutes(): Route[] {
   projectRoutes(t);
   branchRoutes(t);
   mergeRequestRoutes(t);
+  approvalRoutes(t);
   commitRoutes(t);
   pipelineRoutes(t);
   hookRoutes(t);

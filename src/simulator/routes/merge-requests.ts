@@ -2,7 +2,15 @@
  * Merge requests (lib/api/merge_requests.rb), their notes (lib/api/notes.rb) and note award emoji
  * (lib/api/award_emoji.rb).
  */
-import { awardEmojiEntity, mergeRequestEntity, mergeRequestVersionEntity, noteEntity } from "../entities.js";
+import { assertApprovalChecksPass } from "../approvals.js";
+import { createMergeRequestPipeline } from "../ci-actions.js";
+import {
+  awardEmojiEntity,
+  mergeRequestEntity,
+  mergeRequestVersionEntity,
+  noteEntity,
+  pipelineEntity,
+} from "../entities.js";
 import {
   addNote,
   awardEmoji,
@@ -125,11 +133,19 @@ export function mergeRequestRoutes(t: RouteTable): void {
   t.put(`${MR}/merge`, (ctx) => {
     const mr = findMr(ctx);
     const sha = optString(ctx.params, "sha");
-    if (sha !== undefined && sha !== mr.sha) {
-      throw new SimError("conflict", "SHA does not match HEAD of source branch");
-    }
-    mergeMergeRequest(ctx.world, mr, ctx.user.id);
+    assertApprovalChecksPass(ctx.state, mr);
+    // The `sha` check (409) comes after the mergeability checks, as in GitLab: see `mergeMergeRequest`.
+    mergeMergeRequest(ctx.world, mr, ctx.user.id, sha === undefined ? {} : { sha });
     return ok(mergeRequestEntity(ctx.state, mr, ctx.user.id, { detail: true }));
+  });
+
+  // `post ':id/merge_requests/:merge_request_iid/pipelines'` (lib/api/merge_requests.rb): a new merge request
+  // pipeline for the MR's head (`MergeRequests::CreatePipelineService`, `allow_duplicate: true`), 201 with the
+  // pipeline; a refused one is 400 with the chain's errors.
+  t.post(`${MR}/pipelines`, (ctx) => {
+    const mr = findMr(ctx);
+    const pipeline = createMergeRequestPipeline(ctx.world, mr, ctx.user.id);
+    return created(pipelineEntity(ctx.state, pipeline));
   });
 
   t.get(`${MR}/notes`, (ctx) => {

@@ -46,9 +46,11 @@ export function projectRoutes(t: RouteTable): void {
     if (!hasAccess(ctx.state, ctx.user.id, project, AccessLevel.Maintainer)) throw new SimError("forbidden", FORBIDDEN);
     const role = oneOf(ctx.params, "ci_pipeline_variables_minimum_override_role", PIPELINE_VARIABLES_ROLES);
     const restrict = optBool(ctx.params, "restrict_user_defined_variables");
-    if (role === undefined && restrict === undefined) {
+    // "Pipelines must succeed": a plain project setting (Maintainer, like every `PUT /projects/:id` change).
+    const pipelineMustSucceed = optBool(ctx.params, "only_allow_merge_if_pipeline_succeeds");
+    if (role === undefined && restrict === undefined && pipelineMustSucceed === undefined) {
       throw new ParamError(
-        "ci_pipeline_variables_minimum_override_role, restrict_user_defined_variables are missing, at least one parameter must be provided",
+        "ci_pipeline_variables_minimum_override_role, restrict_user_defined_variables, only_allow_merge_if_pipeline_succeeds are missing, at least one parameter must be provided",
       );
     }
     const changingRole = role !== undefined && role !== project.ciPipelineVariablesMinimumOverrideRole;
@@ -59,6 +61,7 @@ export function projectRoutes(t: RouteTable): void {
     }
     if (role !== undefined) project.ciPipelineVariablesMinimumOverrideRole = role;
     if (restrict !== undefined) project.restrictUserDefinedVariables = restrict;
+    if (pipelineMustSucceed !== undefined) project.onlyAllowMergeIfPipelineSucceeds = pipelineMustSucceed;
     return ok(projectEntity(ctx.state, project, ctx.user.id));
   });
 

@@ -6,8 +6,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
-import { createServer, Socket } from "node:net";
+import { createServer } from "node:net";
 import { join } from "node:path";
+import { waitForPort } from "../src/local-redis.js";
 
 /** The children of this run, by pid; each removes itself when it exits. */
 export class ProcessGroup {
@@ -54,25 +55,6 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Resolves when something accepts connections on `127.0.0.1:port`; rejects after `timeoutMs`. */
-export async function waitForPort(port: number, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = new Socket();
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-      s.connect(port, "127.0.0.1");
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /**
  * A private `redis-server` on a free loopback port with the append-only file on (as production should run it),
  * its data and log in `dir`. Dies with the group.
@@ -89,7 +71,11 @@ export async function startAofRedis(group: ProcessGroup, dir: string): Promise<{
   );
   const failed = new Promise<never>((_, reject) => {
     child.once("error", (err) =>
-      reject(new Error(`cannot start redis-server (${(err as NodeJS.ErrnoException).code}); apt-get install -y redis-server`)),
+      reject(
+        new Error(
+          `cannot start redis-server (${(err as NodeJS.ErrnoException).code}); apt-get install -y redis-server`,
+        ),
+      ),
     );
     child.once("exit", (code) => reject(new Error(`redis-server exited at start (${code}); see ${dir}/redis.log`)));
   });
@@ -135,3 +121,5 @@ function withoutBotEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   for (const key of BOT_ENV) delete out[key];
   return out;
 }
+
+export { waitForPort };

@@ -33,7 +33,11 @@ export async function startLocalRedis(options: { binary?: string } = {}): Promis
       ),
     ),
   );
-  await Promise.race([waitForPort(port, 10_000), spawnError, exited.then(() => Promise.reject(new Error("redis-server exited at start")))]);
+  await Promise.race([
+    waitForPort(port, 10_000),
+    spawnError,
+    exited.then(() => Promise.reject(new Error("redis-server exited at start"))),
+  ]);
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
@@ -64,7 +68,8 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+/** Resolves when something accepts connections on `127.0.0.1:port`; rejects after `timeoutMs`. */
+export async function waitForPort(port: number, timeoutMs: number, what = "redis-server"): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -77,7 +82,7 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
       s.connect(port, "127.0.0.1");
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`redis-server did not listen on port ${port} within ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`${what} did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -127,20 +127,37 @@ export function createPipeline(world: World, project: ProjectRecord, input: Crea
 
 /** The jobs of a new pipeline, from the project's CI config (`ciJobs`). */
 function seedJobs(world: World, project: ProjectRecord, userId: number, now: string): JobRecord[] {
-  return project.ciJobs.map((j) => ({
+  return project.ciJobs.map((j) =>
+    newJob(
+      world,
+      { name: j.name, stage: j.stage, allowFailure: j.allowFailure ?? false, trigger: j.trigger ?? null },
+      userId,
+      now,
+    ),
+  );
+}
+
+/** A job record as `Ci::CreatePipelineService` or a retry makes it: `created`, not started, by `userId`. */
+function newJob(
+  world: World,
+  j: Pick<JobRecord, "name" | "stage" | "allowFailure" | "trigger">,
+  userId: number,
+  now: string,
+): JobRecord {
+  return {
     id: world.state.nextId("build"),
     name: j.name,
     stage: j.stage,
     status: "created",
-    allowFailure: j.allowFailure ?? false,
+    allowFailure: j.allowFailure,
     userId,
     createdAt: now,
     startedAt: null,
     finishedAt: null,
     retried: false,
     failureReason: null,
-    trigger: j.trigger ?? null,
-  }));
+    trigger: j.trigger,
+  };
 }
 
 /**
@@ -282,20 +299,7 @@ export function retryPipeline(world: World, pipeline: PipelineRecord, userId: nu
     }
     if (old.status !== "failed" && old.status !== "canceled") continue;
     old.retried = true;
-    pipeline.jobs.push({
-      id: world.state.nextId("build"),
-      name: old.name,
-      stage: old.stage,
-      status: "created",
-      allowFailure: old.allowFailure,
-      userId,
-      createdAt: now,
-      startedAt: null,
-      finishedAt: null,
-      retried: false,
-      failureReason: null,
-      trigger: old.trigger,
-    });
+    pipeline.jobs.push(newJob(world, old, userId, now));
   }
   const latest = latestJobs(pipeline);
   for (const j of latest) {

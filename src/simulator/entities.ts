@@ -487,8 +487,8 @@ export function pipelineEntity(state: SimState, p: PipelineRecord): Json {
   };
 }
 
-/** `Entities::Ci::Job` */
-export function jobEntity(state: SimState, p: PipelineRecord, job: JobRecord): Json {
+/** `Entities::Ci::JobBasic` (lib/api/entities/ci/job_basic.rb): what jobs and bridges share. */
+function jobBasic(state: SimState, p: PipelineRecord, job: JobRecord): Json {
   const project = state.project(p.projectId);
   const commit = project.commits.get(p.sha);
   return {
@@ -511,6 +511,13 @@ export function jobEntity(state: SimState, p: PipelineRecord, job: JobRecord): J
     pipeline: pipelineBasic(p),
     web_url: `${project.webUrl}/-/jobs/${job.id}`,
     project: { ci_job_token_scope_enabled: false },
+  };
+}
+
+/** `Entities::Ci::Job` */
+export function jobEntity(state: SimState, p: PipelineRecord, job: JobRecord): Json {
+  return {
+    ...jobBasic(state, p, job),
     artifacts: [],
     runner: null,
     runner_manager: null,
@@ -523,33 +530,13 @@ export function jobEntity(state: SimState, p: PipelineRecord, job: JobRecord): J
 }
 
 /**
- * `Entities::Ci::Bridge` (lib/api/entities/ci/bridge.rb): `JobBasic` (lib/api/entities/ci/job_basic.rb) plus
- * `downstream_pipeline`, null here (the simulator creates no downstream pipelines). `failure_reason` only when failed.
+ * `Entities::Ci::Bridge` (lib/api/entities/ci/bridge.rb): `JobBasic` plus `downstream_pipeline`, null here (the
+ * simulator creates no downstream pipelines). `failure_reason` only when failed.
  */
 export function bridgeEntity(state: SimState, p: PipelineRecord, job: JobRecord): Json {
-  const project = state.project(p.projectId);
-  const commit = project.commits.get(p.sha);
   return {
-    id: job.id,
-    status: job.status,
-    stage: job.stage,
-    name: job.name,
-    ref: p.ref,
-    tag: p.tag,
-    coverage: null,
-    allow_failure: job.allowFailure,
-    created_at: job.createdAt,
-    started_at: job.startedAt,
-    finished_at: job.finishedAt,
-    erased_at: null,
-    duration: seconds(job.startedAt, job.finishedAt),
-    queued_duration: null,
-    user: userById(state, job.userId),
-    commit: commit ? commitEntity(state, project, commit) : null,
-    pipeline: pipelineBasic(p),
+    ...jobBasic(state, p, job),
     ...(job.status === "failed" ? { failure_reason: job.failureReason } : {}),
-    web_url: `${project.webUrl}/-/jobs/${job.id}`,
-    project: { ci_job_token_scope_enabled: false },
     downstream_pipeline: null,
   };
 }

@@ -6,6 +6,8 @@
  * again, so the calls caused by the bot's own writes (the pipeline and push events they fire) are included.
  * The scenario: a fork MR opened, `/trust`, the pipeline mirrored through running and success, a push making the
  * trust stale, a second `/trust`, a failed pipeline, the merge cleanup; then 20 events on one MR in a burst.
+ * Trust-state labels are on (the default): a transition that changes the state shows its label write as
+ * `PUT /projects/:id/merge_requests/:iid`.
  *
  * Redis: a private `redis-server` on a free port (needs the binary), unless REDIS_URL is set.
  */

@@ -95,7 +95,11 @@ export const configSchema = z.strictObject({
       /** Accept webhooks without any secret. Only for local experiments. */
       insecure: z.boolean().default(false),
       body_limit: byteSize.default(25 * 1024 * 1024),
-      /** How long a delivery's id (Idempotency-Key, or the signed webhook-id) is remembered. */
+      /**
+       * How long a delivery's id (Idempotency-Key, or the signed webhook-id) is remembered: 7 days, as far back as
+       * GitLab lists a hook's events for a "Resend" (`WebHookLog::MAX_RECENT_DAYS`; logs are kept 14 days). Stored as
+       * a 16-byte digest key (inbox.ts `deliveryKey`).
+       */
       dedup_ttl_seconds: z.number().int().positive().default(7 * 24 * 3600),
       /** Standard-Webhooks timestamp tolerance. */
       signature_tolerance_seconds: z.number().int().positive().default(300),
@@ -202,6 +206,20 @@ export const configSchema = z.strictObject({
       external_status_check: z
         .union([z.boolean(), z.strictObject({ name: z.string().min(1).default("trusted-mr-bot") })])
         .default(false),
+      /**
+       * Labels that mirror the trust state of each open MR (one at a time), so GitLab's own MR list filter shows
+       * "waiting for a committer" across a group. Plain labels: the `::` needs no Premium (scoped labels only add
+       * GitLab's mutual exclusivity, which the bot keeps itself).
+       */
+      state_labels: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          waiting: z.string().min(1).default("trust::waiting"),
+          trusted: z.string().min(1).default("trust::trusted"),
+          stale: z.string().min(1).default("trust::stale"),
+          failed: z.string().min(1).default("trust::failed"),
+        })
+        .prefault({}),
     })
     .prefault({}),
   sweep: z
@@ -215,6 +233,22 @@ export const configSchema = z.strictObject({
        * (`GET /projects?membership=true&min_access_level=40`).
        */
       projects: z.array(z.union([z.string().min(1), z.number().int().positive()])).default([]),
+    })
+    .prefault({}),
+  scope: z
+    .strictObject({
+      /**
+       * Projects (full path or id) the bot serves; with `groups`, empty both: every project whose webhook reaches it.
+       * A webhook from any other project is answered 2xx "not served" without a GitLab call (route-event.ts).
+       */
+      projects: z.array(z.union([z.string().min(1), z.number().int().positive()])).default([]),
+      /**
+       * Groups (full path) whose projects, subgroups' included, the bot serves. Paths only: a webhook payload names
+       * its project's path but no group id (`Project#hook_attrs`), and routing decides from the payload alone.
+       */
+      groups: z
+        .array(z.string().regex(/^[^/\s]+(\/[^/\s]+)*$/, "a group's full path such as acme/platform"))
+        .default([]),
     })
     .prefault({}),
   log: z

@@ -428,7 +428,8 @@ export interface ApiCallCount {
  *   ... from" that state, taken as already set; a finished one posted again is a second, identical status.
  * - `POST .../award_emoji` (`awardEmoji`): "has already been taken" is done.
  * - `POST .../pipelines/:pipeline_id/cancel`: cancelling a cancelled pipeline answers the pipeline as it is.
- * - `PUT .../merge_requests/:iid` (`addLabels`, `add_labels` only): adding a label the MR has changes nothing.
+ * - `PUT .../merge_requests/:iid` (`addLabels`, `editLabels`: `add_labels`/`remove_labels` only): adding a label the
+ *   MR has, or removing one it lacks, changes nothing.
  * Never sent again: `POST /projects/:id/pipeline` (a second pipeline for the same SHA), `POST .../notes` (a second
  * note), `POST .../pipelines/:pipeline_id/retry` (the failed jobs run twice), and `setup`'s writes (protected
  * branches, labels, hooks), which a person runs and watches. Those fail the job attempt; the next attempt observes
@@ -646,6 +647,16 @@ export class GitbeakerAdapter implements GitLabPort {
   async addLabels(projectId: number, iid: number, labels: string[]): Promise<void> {
     await this.call("PUT /projects/:id/merge_requests/:iid", () =>
       this.api.MergeRequests.edit(projectId, iid, { addLabels: labels.join(",") }),
+    );
+  }
+
+  async editLabels(projectId: number, iid: number, change: { add: string[]; remove: string[] }): Promise<void> {
+    // Comma-separated, as the API takes them; an empty list is left out (GitLab would read "" as no labels at all).
+    const options: { addLabels?: string; removeLabels?: string } = {};
+    if (change.add.length > 0) options.addLabels = change.add.join(",");
+    if (change.remove.length > 0) options.removeLabels = change.remove.join(",");
+    await this.call("PUT /projects/:id/merge_requests/:iid", () =>
+      this.api.MergeRequests.edit(projectId, iid, options),
     );
   }
 

@@ -386,6 +386,9 @@ export interface GitLabPort {
   /** Adds labels to an MR (existing labels stay). */
   addLabels(projectId: number, iid: number, labels: string[]): Promise<void>;
 
+  /** Adds and removes labels in one MR update (`PUT .../merge_requests/:iid` with `add_labels`, `remove_labels`). */
+  editLabels(projectId: number, iid: number, change: { add: string[]; remove: string[] }): Promise<void>;
+
   // ---- branches ----
 
   /** A branch, or `undefined` when it does not exist. */

@@ -49,6 +49,21 @@ const KEEP_FAILED = { age: 7 * 24 * 3600, count: 10_000 };
  */
 export const COMMAND_ATTEMPTS = 1_000_000;
 
+/**
+ * BullMQ priorities (lower runs first). A command never waits behind a backlog of reconciles or a sweep: someone
+ * is waiting for its answer, while a reconcile only looks again at an MR. Every kind gets a priority, because BullMQ
+ * takes jobs without one (its `wait` list) before any prioritized job (`moveToActive.lua`: `RPOPLPUSH` from wait,
+ * then `ZPOPMIN` from prioritized). Deduplication and `keepLastIfActive` work the same for prioritized jobs
+ * (`storeAndEnqueueJob` re-adds the stored job with its options). Pipeline and push jobs only record a hint.
+ */
+export const JOB_PRIORITY: Record<JobData["kind"], number> = {
+  command: 1,
+  pipeline: 2,
+  push: 2,
+  reconcile: 3,
+  sweep: 4,
+};
+
 export function createQueue(connection: Redis, config: Pick<Config, "redis">): BotQueue {
   return new Queue<JobData, void, JobData["kind"]>(QUEUE_NAME, { connection, prefix: config.redis.prefix });
 }
@@ -63,6 +78,7 @@ export function jobSpec(
     backoff: { type: BACKOFF_TYPE },
     removeOnComplete: KEEP_COMPLETED,
     removeOnFail: KEEP_FAILED,
+    priority: JOB_PRIORITY[data.kind],
   };
   switch (data.kind) {
     case "reconcile":
@@ -118,6 +134,7 @@ export async function scheduleSweep(queue: BotQueue, config: Pick<Config, "sweep
       opts: {
         attempts: opts.attempts,
         backoff: opts.backoff,
+        priority: opts.priority,
         removeOnComplete: KEEP_COMPLETED,
         removeOnFail: KEEP_FAILED,
       },

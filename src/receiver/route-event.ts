@@ -18,6 +18,10 @@ export type RouteResult = { jobs: EventJob[] } | { ignored: string };
 /** The part of the configuration routing depends on. */
 export interface RouteConfig {
   trust: { branch_prefix: string };
+  /** The trust-state label names (`trust.state_labels`); absent: none. */
+  stateLabels?: { enabled: boolean; waiting: string; trusted: string; stale: string; failed: string };
+  /** The projects the bot serves (`scope`); absent or empty: every project. */
+  scope?: { projects: ReadonlyArray<string | number>; groups: readonly string[] };
 }
 
 /** The `X-Gitlab-Event` values the bot acts on. */
@@ -37,6 +41,10 @@ export const USED_EVENTS = [
 export const MR_IID_VARIABLE = "TRUSTED_MR_IID";
 
 export function routeEvent(eventHeader: string | undefined, payload: unknown, config: RouteConfig): RouteResult {
+  const unserved = notServed(payload, config);
+  if (unserved !== undefined) return { ignored: unserved };
+  const echo = eventHeader === "Merge Request Hook" ? stateLabelEcho(payload, config) : undefined;
+  if (echo !== undefined) return { ignored: echo };
   switch (eventHeader) {
     case "Merge Request Hook":
       return routeMergeRequest(payload);
@@ -75,15 +83,60 @@ const mergeRequestHook = z.object({
     // The hook fires on the target project, also for a fork MR (FACTS.md); older payloads may lack the field.
     target_project_id: id.optional(),
     action: z.string().optional(),
+    // Present on an `update` that pushed commits (`MergeRequests::BaseService#execute_hooks`, `oldrev`).
+    oldrev: z.string().nullish(),
   }),
+  // What the update changed (`Gitlab::HookData::MergeRequestBuilder` via `hook_data(changes:)`); only keys are read.
+  changes: z.record(z.string(), z.unknown()).nullish().catch(null),
 });
+
+/**
+ * Approval actions: the bot's own approval is in its record (`trust.approve` decides from the trusted pipeline and
+ * the record, never from who else approved), so another approval or its withdrawal changes nothing the bot shows.
+ */
+const FREE_ACTIONS = new Set(["approved", "unapproved", "approval", "unapproval"]);
+
+/**
+ * MR attributes the bot never reads (`observe`/`decide` read state, head, branches, labels, author, source project):
+ * an `update` that changed only these, and pushed nothing (no `oldrev`), is answered without a GitLab call. Anything
+ * not listed (labels, draft, target branch, state, a key GitLab adds later) is routed: when unsure, route.
+ */
+const FREE_CHANGES = new Set([
+  "title",
+  "description",
+  "assignees",
+  "assignee_id",
+  "reviewers",
+  "milestone_id",
+  "updated_at",
+  "updated_by_id",
+  "last_edited_at",
+  "last_edited_by_id",
+  "time_estimate",
+  "total_time_spent",
+  "time_change",
+]);
+
+/** Why an MR hook cannot change what the bot shows, or `undefined` when it may. */
+function freeMergeRequestEvent(
+  mr: { action?: string | undefined; oldrev?: string | null | undefined },
+  changes: Record<string, unknown> | null | undefined,
+): string | undefined {
+  if (mr.action && FREE_ACTIONS.has(mr.action)) return `Merge Request Hook:${mr.action} changes nothing the bot shows`;
+  if (mr.action !== "update" || mr.oldrev || !changes) return undefined;
+  const keys = Object.keys(changes);
+  if (keys.length === 0 || !keys.every((k) => FREE_CHANGES.has(k))) return undefined;
+  return `Merge Request Hook:update changed only ${keys.sort().join(", ")}, which the bot does not read`;
+}
 
 function routeMergeRequest(payload: unknown): RouteResult {
   const parsed = mergeRequestHook.safeParse(payload);
   if (!parsed.success) return mismatch("Merge Request Hook", parsed.error);
-  const { object_attributes: mr, project } = parsed.data;
+  const { object_attributes: mr, project, changes } = parsed.data;
   const projectId = mr.target_project_id ?? project?.id;
   if (projectId === undefined) return { ignored: "Merge Request Hook names no target project" };
+  const free = freeMergeRequestEvent(mr, changes);
+  if (free) return { ignored: free };
   const job: ReconcileJob = {
     kind: "reconcile",
     projectId,
@@ -187,7 +240,9 @@ const pipelineHook = z.object({
     status: z.string(),
     variables: z.array(z.object({ key: z.string(), value: z.string().nullish() })).nullish(),
   }),
-  merge_request: z.object({ iid, target_project_id: id.optional() }).nullish(),
+  merge_request: z
+    .object({ iid, target_project_id: id.optional(), source_project_id: id.nullish().catch(undefined) })
+    .nullish(),
 });
 
 /**
@@ -222,6 +277,12 @@ function routePipeline(payload: unknown, config: RouteConfig): RouteResult {
     return { jobs: [job] };
   }
   if (mr) {
+    // A fork MR's head pipeline is in the fork, where the bot posts nothing (`gatedPipeline` in decide.ts): its
+    // contributor pipelines change nothing the bot shows. A deleted fork's MR (`source_project_id: null`) is a fork MR.
+    const target = mr.target_project_id ?? project.id;
+    if (mr.source_project_id === null || (mr.source_project_id !== undefined && mr.source_project_id !== target)) {
+      return { ignored: "contributor pipeline of a fork merge request: nothing the bot shows depends on it" };
+    }
     const job: ReconcileJob = {
       kind: "reconcile",
       projectId: mr.target_project_id ?? project.id,
@@ -231,6 +292,64 @@ function routePipeline(payload: unknown, config: RouteConfig): RouteResult {
     return { jobs: [job] };
   }
   return { ignored: "pipeline on a branch the bot does not manage" };
+}
+
+const labelChange = z.object({
+  object_attributes: z.object({ action: z.string().optional(), oldrev: z.string().nullish() }),
+  changes: z.record(z.string(), z.unknown()),
+});
+const labelTitles = z.array(z.object({ title: z.string() })).catch([]);
+
+/**
+ * The echo of the bot's own trust-state label write, or `undefined`: an MR `update` that pushed nothing and changed
+ * only labels (with `updated_at`/`updated_by_id`; `MergeRequests::UpdateService` hook `changes`, each side a list
+ * of `Label#hook_attrs`), every added or removed one a trust-state label. Those labels are what decide wrote from its
+ * record, so the event has no news; a person's hand edit of one is put right by the next reconcile of the MR.
+ */
+export function stateLabelEcho(payload: unknown, config: RouteConfig): string | undefined {
+  const names = config.stateLabels;
+  if (!names?.enabled) return undefined;
+  const parsed = labelChange.safeParse(payload);
+  if (!parsed.success) return undefined;
+  const { object_attributes: mr, changes } = parsed.data;
+  if (mr.action !== "update" || mr.oldrev) return undefined;
+  const keys = Object.keys(changes);
+  if (!keys.includes("labels") || !keys.every((k) => k === "labels" || k === "updated_at" || k === "updated_by_id")) {
+    return undefined;
+  }
+  const labels = changes["labels"] as { previous?: unknown; current?: unknown } | null;
+  const before = labelTitles.parse(labels?.previous).map((l) => l.title);
+  const after = labelTitles.parse(labels?.current).map((l) => l.title);
+  const changed = [...before.filter((t) => !after.includes(t)), ...after.filter((t) => !before.includes(t))];
+  const state = new Set([names.waiting, names.trusted, names.stale, names.failed]);
+  if (changed.length === 0 || !changed.every((t) => state.has(t))) return undefined;
+  return "Merge Request Hook:update changed only trust-state labels (the bot's own write)";
+}
+
+const hookProject = z.object({ project: z.object({ id, path_with_namespace: z.string() }) });
+
+/**
+ * Why the payload's project is not one the bot serves (`scope.projects`/`scope.groups`), or `undefined` when it is
+ * (or no scope is configured). From the payload alone, no GitLab call: every hook the bot uses carries `project`
+ * with `id` and `path_with_namespace` (`Project#hook_attrs`; for an MR or its notes, the target project). A project
+ * is served when its id or path is listed, or its path lies under a listed group's path (subgroups included). Paths
+ * compare case-insensitively, as GitLab resolves them (`Route`'s case-insensitive `find_by_full_path`).
+ */
+export function notServed(payload: unknown, config: RouteConfig): string | undefined {
+  const scope = config.scope;
+  if (!scope || (scope.projects.length === 0 && scope.groups.length === 0)) return undefined;
+  const parsed = hookProject.safeParse(payload);
+  if (!parsed.success) return "the payload names no project, and only the projects in scope are served";
+  const { id: projectId, path_with_namespace: path } = parsed.data.project;
+  return isServed(scope, projectId, path) ? undefined : `project ${path} (${projectId}) is not served`;
+}
+
+/** Whether the project (id, full path) is in scope; an empty scope serves every project. Also used by the sweep. */
+export function isServed(scope: NonNullable<RouteConfig["scope"]>, projectId: number, path: string): boolean {
+  if (scope.projects.length === 0 && scope.groups.length === 0) return true;
+  const lower = path.toLowerCase();
+  const listed = scope.projects.some((p) => (typeof p === "number" ? p === projectId : p.toLowerCase() === lower));
+  return listed || scope.groups.some((g) => lower.startsWith(`${g.toLowerCase().replace(/\/+$/, "")}/`));
 }
 
 function mismatch(event: string, error: z.ZodError): RouteResult {

@@ -62,7 +62,8 @@ export interface WebhookHandler {
 }
 
 export interface WebhookHandlerOptions {
-  config: Pick<Config, "webhook" | "trust">;
+  /** `scope` is optional: without it every project is served. */
+  config: Pick<Config, "webhook" | "trust"> & Partial<Pick<Config, "scope">>;
   logger: Logger;
   store: DeliveryStore;
   /** Clock for the signature timestamp check. */
@@ -136,7 +137,7 @@ export function createWebhookHandler(options: WebhookHandlerOptions): WebhookHan
 
     const event = header(headers, "x-gitlab-event");
     const deliveryId = deliveryIdOf(headers, event, rawBody, signedId);
-    const routed = routeEvent(event, payload, config);
+    const routed = routeEvent(event, payload, { ...config, stateLabels: config.trust.state_labels });
     if ("ignored" in routed) {
       logger.debug({ eventId: deliveryId, event, reason: routed.ignored }, "webhook ignored");
       return { status: 200, outcome: "ignored", body: { status: "ignored", reason: routed.ignored } };

@@ -110,6 +110,15 @@ export async function applyActions(
         await port.addLabels(projectId, iid, a.labels);
         o = { ...o, mr: { ...o.mr, labels: [...new Set([...o.mr.labels, ...a.labels])] } };
         break;
+      case "editLabels": {
+        await port.editLabels(projectId, iid, { add: a.add, remove: a.remove });
+        const labels = [
+          ...o.mr.labels.filter((l) => !a.remove.includes(l)),
+          ...a.add.filter((l) => !o.mr.labels.includes(l)),
+        ];
+        o = { ...o, mr: { ...o.mr, labels } };
+        break;
+      }
       case "ensureStatus":
         await port.ensureStatus(projectId, a.sha, a.status);
         break;

@@ -31,6 +31,7 @@ export type DecideConfig = Pick<
   | "require_sha"
   | "approve"
   | "external_status_check"
+  | "state_labels"
 >;
 
 /** The emoji that acknowledges a command the bot carried out. */
@@ -697,10 +698,41 @@ function finish(
       next = { ...next, status: { sha, state: desired.state, description: desired.description, ...pipelineId } };
     }
     next = gate(o, config, next, effects);
+    const labels = stateLabelChange(o, config, next);
+    if (labels) effects.push(labels);
   }
   const body = renderNote(next, o, config);
   if (body !== o.note?.body) effects.push({ type: "ensureNote", body });
   return [record(next), ...effects, ...deferred];
+}
+
+/**
+ * Where the open MR stands, for its trust-state label: `waiting` (nothing trusted), `trusted` (the head is trusted and
+ * its pipeline has not failed), `stale` (an older SHA is trusted), `failed` (the trusted pipeline for the head failed
+ * or was canceled, or GitLab refused to start it).
+ */
+export function trustState(o: Observed, state: StickyState): "waiting" | "trusted" | "stale" | "failed" {
+  const grant = state.grant;
+  if (!grant || state.branchSha !== grant.sha) return "waiting";
+  if (grant.sha !== o.mr.sha) return "stale";
+  if (state.pipelineError?.sha === o.mr.sha) return "failed";
+  const p = state.pipeline?.sha === o.mr.sha ? state.pipeline : undefined;
+  return p && (p.status === "failed" || p.status === "canceled") ? "failed" : "trusted";
+}
+
+/**
+ * The label edit that makes the MR carry exactly its trust state's label (`trust.state_labels`), or `undefined`
+ * when its labels (as read with the MR) already do: one `PUT .../merge_requests/:iid` per change of state. Merged and
+ * closed MRs keep their last label (no call): GitLab's MR list filter is used for open MRs.
+ */
+function stateLabelChange(o: Observed, config: DecideConfig, state: StickyState): Action | undefined {
+  const names = config.state_labels;
+  if (!names.enabled) return undefined;
+  const want = names[trustState(o, state)];
+  const add = o.mr.labels.includes(want) ? [] : [want];
+  const others = [names.waiting, names.trusted, names.stale, names.failed].filter((l) => l !== want);
+  const remove = [...new Set(others)].filter((l) => o.mr.labels.includes(l));
+  return add.length > 0 || remove.length > 0 ? { type: "editLabels", add, remove } : undefined;
 }
 
 /** The external status check's name, or `undefined` when the bot does not answer one. */

@@ -111,6 +111,8 @@ export type Action =
   | { type: "retryPipeline"; pipelineId: number }
   | { type: "cancelPipeline"; pipelineId: number }
   | { type: "addLabels"; labels: string[] }
+  /** The trust-state label (`trust.state_labels`): added and removed in one MR update. */
+  | { type: "editLabels"; add: string[]; remove: string[] }
   /** Merge the MR if its head is still `sha` (the trusted, passed commit); for `by`'s `/merge`. */
   | { type: "merge"; sha: string; by: string }
   | { type: "ensureStatus"; sha: string; status: CommitStatusInput }

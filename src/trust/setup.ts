@@ -10,7 +10,8 @@
  *    that one (`*`, `trust*`, `*-mr*`, an exact `trusted-feature-mr3`; see `protected-pattern.ts`): none may let
  *    anyone but committers and the bot push or merge, nor allow force push. Such a problem stops setup before the
  *    label and the webhook, so the bot never starts working on a project whose trusted branches are open;
- * 3. the committer-branch label (`trust.committer_branch_label`);
+ * 3. the committer-branch label (`trust.committer_branch_label`) and, with `trust.state_labels`, the four trust-state
+ *    labels (plain project labels; the `::` in their default names needs no Premium);
  * 4. the project webhook to the bot (`--webhook-url` or `server.public_url`) with the secret (`webhook.secret`) and
  *    the push, merge request, comment (internal ones too: `Confidential Note Hook`) and pipeline events. GitLab
  *    never shows a hook's secret, so an existing hook is saved again to make sure it has this one. With
@@ -61,6 +62,14 @@ export interface SetupStep {
 }
 
 const LABEL_COLOR = "#6699cc";
+
+/** The trust-state labels (`trust.state_labels`): colour and description per state. */
+const STATE_LABELS = {
+  waiting: { color: "#e9a23b", description: "Trusted MR bot: waiting for a committer to review and /trust the head" },
+  trusted: { color: "#1f75cb", description: "Trusted MR bot: the head is trusted; its pipeline runs or passed" },
+  stale: { color: "#868686", description: "Trusted MR bot: new commits since the trusted one; review them" },
+  failed: { color: "#dd2b0e", description: "Trusted MR bot: the trusted pipeline for the head failed" },
+} as const;
 
 export async function runSetup(options: SetupOptions): Promise<SetupStep[]> {
   const { config, dryRun, out } = options;
@@ -177,6 +186,17 @@ export async function runSetup(options: SetupOptions): Promise<SetupStep[]> {
         color: LABEL_COLOR,
         description: "From a protected branch of this project: its pipelines already run as a committer's",
       });
+    }
+  }
+  if (config.trust.state_labels.enabled) {
+    for (const state of ["waiting", "trusted", "stale", "failed"] as const) {
+      const name = config.trust.state_labels[state];
+      const label = STATE_LABELS[state];
+      if (await port.getLabel(project.id, name)) step(`label ${name}`, "ok", "exists");
+      else {
+        step(`label ${name}`, "create", `trust state ${state}`);
+        if (!dryRun) await port.createLabel(project.id, { name, color: label.color, description: label.description });
+      }
     }
   }
 

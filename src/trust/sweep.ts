@@ -1,7 +1,7 @@
 /**
  * The sweep: heals whatever events were missed (GitLab does not retry failed deliveries, FACTS.md).
  *
- * For every project it covers (`sweep.projects`, or every project where the bot is a Maintainer):
+ * For every project it covers (`sweep.projects`, or every project in `scope` where the bot is a Maintainer):
  * - every open MR gets a full reconcile (the "full" hint makes observe read the note, the trusted branch and its
  *   pipelines again instead of trusting caches);
  * - every trusted branch that no open MR owns is deleted once the MR its name gives (`parseTrustedBranchName`) has
@@ -14,6 +14,7 @@ import type { Config } from "../config/config.js";
 import { PermanentError, RateLimitedError } from "../errors.js";
 import type { Branch, GitLabPort, MergeRequest, Project } from "../gitlab/port.js";
 import type { JobContext, SweepJob } from "../queue/jobs.js";
+import { isServed } from "../receiver/route-event.js";
 import type { AuditLog } from "./audit.js";
 import { parseTrustedBranchName, trustedBranchName } from "./decide.js";
 import type { TrustStore } from "./store.js";
@@ -91,7 +92,11 @@ function errorText(error: unknown): string {
 async function sweepProjects(deps: SweepDeps, ctx: JobContext, failures: SweepFailures): Promise<Project[]> {
   const configured = deps.config.sweep.projects;
   // Without a project list there is nothing to go on with: a failure here fails the job.
-  if (configured.length === 0) return deps.port.listMemberProjects(SWEEP_MIN_ACCESS_LEVEL);
+  // Of those, only the projects the bot serves (`scope`): a project outside it gets no webhooks acted on either.
+  if (configured.length === 0) {
+    const member = await deps.port.listMemberProjects(SWEEP_MIN_ACCESS_LEVEL);
+    return member.filter((p) => isServed(deps.config.scope, p.id, p.pathWithNamespace));
+  }
   const projects: Project[] = [];
   for (const ref of configured) {
     let project: Project | undefined;

@@ -48,8 +48,11 @@ import { runSweep } from "./sweep.js";
 interface ParsedCommandJob {
   job: CommandJob;
   parsed: Extract<ParsedComment, { kind: "command" }>;
-  /** The commenter's authorization, when `command` asked before the pass (every command but `/help`). */
-  authorization?: Authorization;
+  /**
+   * The commenter's authorization, asked by `command` before or alongside the pass. A promise runs in parallel with
+   * the MR read; it resolves to `undefined` for a refused commenter who was answered on this MR already (say nothing).
+   */
+  authorization?: Authorization | Promise<Authorization | undefined>;
 }
 
 /** Rounds of decide/apply per job; more means decide does not converge (a bug), so the job stops and says so. */
@@ -154,6 +157,11 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     }
     let o: Observed = intent ? { ...observed, intent } : observed;
     let trigger = command ? await commandTrigger(command, o) : undefined;
+    if (command && !trigger)
+      log.info(
+        { noteId: command.job.noteId },
+        "note by a non-committer who was answered on this merge request already; ignored",
+      );
     if (trigger && timing) trigger = { ...trigger, headPrecedesComment: headPrecedes(o.mr.sha, await timing) };
     const wants: PipelineWants = {
       full: hints.full || !cache,
@@ -207,7 +215,13 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
   }
 
   /** The command as decide sees it, with the commenter's authorization when the command needs a committer. */
-  async function commandTrigger({ job, parsed, authorization }: ParsedCommandJob, o: Observed): Promise<Trigger> {
+  async function commandTrigger(
+    { job, parsed, authorization: asked }: ParsedCommandJob,
+    o: Observed,
+  ): Promise<Trigger | undefined> {
+    // Awaited whatever the command needs, as when it was asked before the pass: the refusal answer is claimed then.
+    const authorization = await asked;
+    if (asked !== undefined && authorization === undefined) return undefined;
     const trigger: Trigger = {
       kind: "command",
       command: parsed.command,
@@ -295,10 +309,30 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
         ctx.log.debug({ noteId: job.noteId }, "note by the bot itself ignored");
         return;
       }
-      // Asked before the MR is read: a non-committer gets one answer per MR per REFUSAL_REPLY_WINDOW_SECONDS,
-      // whatever they wrote (a refused command, a malformed one, `/help`), and while the refusal is cached
-      // (committers.ts) each further note costs no GitLab call at all. So a note flood from a non-committer ends
-      // in one reply (see also `screen`).
+      // A non-committer gets one answer per MR per REFUSAL_REPLY_WINDOW_SECONDS, whatever they wrote (a refused
+      // command, a malformed one, `/help`), and while the refusal is cached (committers.ts) each further note costs
+      // no GitLab call at all. So a note flood from a non-committer ends in one reply (see also `screen`).
+      // Without a cached refusal (a committer, most likely), the member check runs alongside the MR read: the
+      // refusal answer is claimed when the pass awaits it, before anything is decided.
+      if (parsed.kind === "command" && (await store.cachedRefusal(job.projectId, job.author.id)) === undefined) {
+        let claimed = false;
+        const authorization = committers.authorize(job.projectId, job.author).then(async (a) => {
+          if (a.committer) return a;
+          claimed = await store.claimRefusalAnswer(job, job.author.id, REFUSAL_REPLY_WINDOW_SECONDS);
+          return claimed ? a : undefined;
+        });
+        authorization.catch(() => undefined); // awaited in the pass, or below when the pass ends before it
+        try {
+          await converge(job, ctx, `command:${job.noteId}`, { job, parsed, authorization });
+          await authorization; // the MR was gone, say: settle it before the job ends
+        } catch (error) {
+          // Not answered after all: the job's retry (or the user's next command) answers.
+          await authorization.catch(() => undefined);
+          if (claimed) await store.releaseRefusalAnswer(job, job.author.id).catch(() => undefined);
+          throw error;
+        }
+        return;
+      }
       const authorization = await committers.authorize(job.projectId, job.author);
       const refused = !authorization.committer;
       if (refused && !(await store.claimRefusalAnswer(job, job.author.id, REFUSAL_REPLY_WINDOW_SECONDS))) {
@@ -389,7 +423,9 @@ interface CommentTiming {
 
 /** A bare `/trust` by someone not (yet) known to be refused: only then are its timing reads worth making. */
 function isBareTrust({ parsed, authorization }: ParsedCommandJob): boolean {
-  return parsed.command === "trust" && parsed.sha === undefined && authorization?.committer !== false;
+  // Still being asked (in parallel with the MR read): not known to be refused.
+  const known = authorization instanceof Promise ? undefined : authorization;
+  return parsed.command === "trust" && parsed.sha === undefined && known?.committer !== false;
 }
 
 /**

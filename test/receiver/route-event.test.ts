@@ -330,6 +330,89 @@ const cases: Array<{ name: string; event: string | undefined; payload: unknown; 
     payload: [1, 2, 3],
     expected: { ignored: "Push Hook payload not understood: payload: Invalid input: expected object, received array" },
   },
+  // Free events (issue "Scale"): dropped from the payload alone, so they cost no GitLab call and no reconcile.
+  {
+    name: "MR update that changed only the title and description: free",
+    event: "Merge Request Hook",
+    payload: edited("merge_request", (p) => {
+      p["object_attributes"]!["action"] = "update";
+      p["changes"] = {
+        title: { previous: "a", current: "b" },
+        description: { previous: "", current: "x" },
+        updated_at: { previous: "2013-12-03 17:23:34 UTC", current: "2013-12-03 17:24:34 UTC" },
+      };
+    }),
+    expected: {
+      ignored: "Merge Request Hook:update changed only description, title, updated_at, which the bot does not read",
+    },
+  },
+  {
+    name: "MR update with the documented changes (labels, draft): routed, the bot manages labels",
+    event: "Merge Request Hook",
+    payload: edited("merge_request", (p) => {
+      p["object_attributes"]!["action"] = "update";
+    }),
+    expected: { jobs: [{ kind: "reconcile", projectId: 14, mrIid: 1, reason: "Merge Request Hook:update" }] },
+  },
+  {
+    name: "MR update that pushed commits (oldrev), even with only the title in changes: routed",
+    event: "Merge Request Hook",
+    payload: edited("merge_request", (p) => {
+      Object.assign(p["object_attributes"]!, { action: "update", oldrev: "0".repeat(40) });
+      p["changes"] = { title: { previous: "a", current: "b" } };
+    }),
+    expected: { jobs: [{ kind: "reconcile", projectId: 14, mrIid: 1, reason: "Merge Request Hook:update" }] },
+  },
+  {
+    name: "MR update with empty changes: routed (when unsure, route)",
+    event: "Merge Request Hook",
+    payload: edited("merge_request", (p) => {
+      p["object_attributes"]!["action"] = "update";
+      p["changes"] = {};
+    }),
+    expected: { jobs: [{ kind: "reconcile", projectId: 14, mrIid: 1, reason: "Merge Request Hook:update" }] },
+  },
+  {
+    name: "MR update with a key the bot does not know (target_branch): routed",
+    event: "Merge Request Hook",
+    payload: edited("merge_request", (p) => {
+      p["object_attributes"]!["action"] = "update";
+      p["changes"] = { title: {}, target_branch: { previous: "master", current: "main" } };
+    }),
+    expected: { jobs: [{ kind: "reconcile", projectId: 14, mrIid: 1, reason: "Merge Request Hook:update" }] },
+  },
+  ...(["approved", "unapproved", "approval", "unapproval"] as const).map((action) => ({
+    name: `MR ${action}: free, the bot's own approval is in its record`,
+    event: "Merge Request Hook",
+    payload: edited("merge_request", (p) => {
+      p["object_attributes"]!["action"] = action;
+    }),
+    expected: { ignored: `Merge Request Hook:${action} changes nothing the bot shows` },
+  })),
+  {
+    name: "contributor pipeline of a fork MR: free",
+    event: "Pipeline Hook",
+    payload: edited("pipeline", (p) => {
+      p["merge_request"]!["source_project_id"] = 99;
+    }),
+    expected: { ignored: "contributor pipeline of a fork merge request: nothing the bot shows depends on it" },
+  },
+  {
+    name: "pipeline of an MR whose fork was deleted (source_project_id null): free",
+    event: "Pipeline Hook",
+    payload: edited("pipeline", (p) => {
+      p["merge_request"]!["source_project_id"] = null;
+    }),
+    expected: { ignored: "contributor pipeline of a fork merge request: nothing the bot shows depends on it" },
+  },
+  {
+    name: "same-project MR pipeline: routed (merge gating posts into its head pipeline)",
+    event: "Pipeline Hook",
+    payload: edited("pipeline", (p) => {
+      p["merge_request"]!["source_project_id"] = 1;
+    }),
+    expected: { jobs: [{ kind: "reconcile", projectId: 1, mrIid: 1, reason: "Pipeline Hook:success" }] },
+  },
 ];
 
 describe("routeEvent", () => {

@@ -8,6 +8,7 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { sign } from "@octokit/webhooks-methods";
 import type { Config } from "../../src/config/config.js";
 import { ConfigError } from "../../src/errors.js";
+import { deliveryKey } from "../../src/queue/inbox.js";
 import type { JobData } from "../../src/queue/jobs.js";
 import { signStandardWebhook } from "../../src/receiver/verify-signature.js";
 import { type Service, startService } from "../../src/runtime.js";
@@ -105,7 +106,7 @@ describe("receiver: X-Gitlab-Token", () => {
 
 describe("receiver: queueing and dedupe", () => {
   it("queues a /trust note as one command job carrying the event id", async () => {
-    const { service, url, prefix, config, log } = await receiver();
+    const { service, url, config, log } = await receiver();
     const key = randomUUID();
     const t0 = performance.now();
     const res = await postWebhook(url, commandNote("/trust", 501), { event: "Note Hook", idempotencyKey: key });
@@ -131,7 +132,7 @@ describe("receiver: queueing and dedupe", () => {
       mrState: "opened",
       eventId: key,
     });
-    const ttl = await redis.pttl(`${prefix}:delivery:${key}`);
+    const ttl = await redis.pttl(deliveryKey(config, key));
     assert.ok(ttl > (config.webhook.dedup_ttl_seconds - 60) * 1000, `delivery key kept for the dedup TTL (${ttl} ms)`);
     const line = log.lines.find((l) => l["msg"] === "webhook queued");
     assert.equal(line?.["eventId"], key);
@@ -172,7 +173,7 @@ describe("receiver: queueing and dedupe", () => {
 
   it("coalesces MR events into one pending reconcile, but keeps every command", async () => {
     const { service, url } = await receiver();
-    for (const action of ["open", "update", "approved"]) {
+    for (const action of ["open", "update", "reopen"]) {
       const payload = examplePayload("merge_request");
       payload["object_attributes"]!["action"] = action;
       assert.equal((await postWebhook(url, payload, { event: "Merge Request Hook" })).status, 202);
@@ -337,7 +338,7 @@ describe("receiver: Standard-Webhooks signature", () => {
     const jobs = await storedJobs(service);
     assert.equal(jobs.length, 1, "the replay stored nothing");
     assert.equal((jobs[0] as { eventId?: string }).eventId, headers["webhook-id"]);
-    assert.deepEqual(await deliveryKeys(prefix), [`${prefix}:delivery:${headers["webhook-id"]}`]);
+    assert.deepEqual(await deliveryKeys(prefix), [deliveryKey({ redis: { prefix } }, headers["webhook-id"]!)]);
   });
 
   it("attack: a forged Idempotency-Key cannot suppress a signed delivery", async () => {

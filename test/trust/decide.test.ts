@@ -20,6 +20,14 @@ const OLD = "bbbbbbbb22222222222222222222222222222222";
 const OTHER = "cccccccc33333333333333333333333333333333";
 const NOW = "2025-01-02T03:04:05.000Z";
 
+const LABELS = {
+  enabled: true,
+  waiting: "trust::waiting",
+  trusted: "trust::trusted",
+  stale: "trust::stale",
+  failed: "trust::failed",
+};
+
 const config: DecideConfig = {
   branch_prefix: "trusted-",
   status_name: "trusted-pipeline",
@@ -29,6 +37,8 @@ const config: DecideConfig = {
   require_sha: false,
   approve: false,
   external_status_check: false,
+  // Off in the table, whose rows list every action; the "state labels" rows turn it on.
+  state_labels: { ...LABELS, enabled: false },
 };
 
 function mr(over: Partial<MergeRequest> = {}): MergeRequest {
@@ -943,6 +953,87 @@ const rows: Row[] = [
     ),
     expect: ["ensureNote", "reply"],
     check: (a) => assert.match(replyOf(a), /not merged: new commits were pushed while it was being merged/),
+  },
+  {
+    name: "state labels: an MR nothing is trusted on gets trust::waiting",
+    o: observed({ note: undefined, state: { v: 1 } }),
+    config: { state_labels: LABELS },
+    expect: ["ensureStatus", "editLabels", "ensureNote"],
+    check: (a) => assert.deepEqual(find(a, "editLabels"), { type: "editLabels", add: ["trust::waiting"], remove: [] }),
+  },
+  {
+    name: "state labels: already right, no call",
+    o: (() => {
+      const first = decide(observed({ note: undefined, state: { v: 1 } }), { ...config, state_labels: LABELS });
+      return observed({
+        mr: mr({ labels: ["bug", "trust::waiting"] }),
+        note: { id: 50, body: noteOf(first) },
+        state: recorded(first),
+      });
+    })(),
+    config: { state_labels: LABELS },
+    expect: [],
+  },
+  {
+    name: "state labels: the trusted head's pipeline running: trusted, waiting removed in the same call",
+    o: observed({ mr: mr({ labels: ["bug", "trust::waiting"] }), trustedPipeline: { pipeline: pipeline() } }, TRUSTED),
+    config: { state_labels: LABELS },
+    expect: ["ensureStatus", "editLabels", "ensureNote"],
+    check: (a) =>
+      assert.deepEqual(find(a, "editLabels"), {
+        type: "editLabels",
+        add: ["trust::trusted"],
+        remove: ["trust::waiting"],
+      }),
+  },
+  {
+    name: "state labels: new commits after the grant: stale",
+    o: observed({ mr: mr({ sha: OTHER, labels: ["trust::trusted"] }) }, TRUSTED),
+    config: { state_labels: LABELS },
+    expect: ["ensureStatus", "editLabels", "ensureNote", "audit"],
+    check: (a) =>
+      assert.deepEqual(find(a, "editLabels"), {
+        type: "editLabels",
+        add: ["trust::stale"],
+        remove: ["trust::trusted"],
+      }),
+  },
+  {
+    name: "state labels: the head's trusted pipeline failed: failed",
+    o: observed(
+      { mr: mr({ labels: ["trust::trusted"] }), trustedPipeline: { pipeline: pipeline({ status: "failed" }) } },
+      TRUSTED,
+    ),
+    config: { state_labels: LABELS },
+    expect: ["ensureStatus", "editLabels", "ensureNote"],
+    check: (a) =>
+      assert.deepEqual(find(a, "editLabels"), {
+        type: "editLabels",
+        add: ["trust::failed"],
+        remove: ["trust::trusted"],
+      }),
+  },
+  {
+    name: "state labels: GitLab refused the trusted pipeline: failed",
+    o: observed(
+      { mr: mr({ labels: ["trust::trusted"] }), pipelines: [], pipelineError: "filtered out by workflow: rules" },
+      TRUSTED,
+    ),
+    config: { state_labels: LABELS },
+    expect: ["ensureStatus", "editLabels", "ensureNote"],
+    check: (a) => assert.deepEqual(find(a, "editLabels")?.add, ["trust::failed"]),
+  },
+  {
+    name: "state labels: a merged MR keeps its last label (no call)",
+    o: observed({ mr: mr({ state: "merged", labels: ["trust::trusted"] }) }, TRUSTED),
+    config: { state_labels: LABELS },
+    expect: ["deleteBranch", "ensureNote", "audit"],
+  },
+  {
+    name: "state labels: a committer branch gets none",
+    o: observed({ committerBranch: true, mr: mr({ labels: ["no-detached-pipeline"] }) }),
+    config: { state_labels: LABELS },
+    expect: [],
   },
   {
     name: "locked MR (being merged): nothing",

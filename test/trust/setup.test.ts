@@ -57,6 +57,10 @@ describe("runSetup", () => {
         ["pipeline variables", "ok"],
         ["protected branches trusted-*", "create"],
         ["label no-detached-pipeline", "create"],
+        ["label trust::waiting", "create"],
+        ["label trust::trusted", "create"],
+        ["label trust::stale", "create"],
+        ["label trust::failed", "create"],
         ["webhook https://bot.example.com/webhook", "create"],
       ],
     );
@@ -75,12 +79,13 @@ describe("runSetup", () => {
     );
     assert.deepEqual(
       sim.labels(app.id).map((l) => l.name),
-      ["no-detached-pipeline"],
+      ["no-detached-pipeline", "trust::waiting", "trust::trusted", "trust::stale", "trust::failed"],
     );
+    assert.equal(sim.labels(app.id).find((l) => l.name === "trust::failed")?.color, "#dd2b0e");
     const again = await run("org/app", false).result;
     assert.deepEqual(
       again.map((s) => s.action),
-      ["ok", "ok", "ok", "ok", "ok", "update"],
+      ["ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "update"],
     );
     assert.equal(sim.hooks(app.id).length, 1);
   });

@@ -26,7 +26,7 @@ function unescaped(body: string): string {
 }
 
 async function commandJob(w: TrustWorld, noteId: number): Promise<Job<JobData>> {
-  const jobs = await w.service.queue.getJobs(["completed", "failed", "delayed", "waiting", "active"]);
+  const jobs = await w.service.queue.getJobs(["completed", "failed", "delayed", "waiting", "prioritized", "active"]);
   const job = jobs.find((j) => j.data.kind === "command" && j.data.noteId === noteId);
   assert.ok(job, `the command job of note ${noteId}`);
   return job;

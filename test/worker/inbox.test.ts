@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import type { Redis } from "ioredis";
-import { createInboxStore, inboxKey, readInbox, startInboxPump } from "../../src/queue/inbox.js";
+import { createInboxStore, deliveryKey, inboxKey, readInbox, startInboxPump } from "../../src/queue/inbox.js";
 import type { JobData } from "../../src/queue/jobs.js";
 import { type BotQueue, createQueue } from "../../src/queue/queue.js";
 import { captureLogger } from "../support/capture-logger.js";
@@ -54,7 +54,22 @@ describe("inbox", () => {
     const entries = await readInbox(redis, config);
     assert.equal(entries.length, 1);
     assert.deepEqual(entries[0]?.jobs, [command(10)]);
-    assert.ok((await redis.pttl(`${config.redis.prefix}:delivery:d1`)) > 0, "the delivery id expires");
+    assert.ok((await redis.pttl(deliveryKey(config, "d1"))) > 0, "the delivery id expires");
+  });
+
+  it("remembers a delivery id as a 16-byte digest for the dedup TTL: a resend within it is a duplicate", async () => {
+    const { config, store } = setup();
+    const id = "0b7a3c1e-8d2f-4e5a-9c6b-1f2e3d4c5b6a"; // an Idempotency-Key is a UUID
+    assert.equal(await store.accept(id, [command(11)]), "queued");
+    const keys = await redis.keys(`${config.redis.prefix}:delivery:*`);
+    assert.deepEqual(keys, [deliveryKey(config, id)], "one key, named by the digest, not the id");
+    assert.equal(keys[0]!.length - `${config.redis.prefix}:delivery:`.length, 22, "16 bytes, base64url");
+    const ttl = await redis.pttl(keys[0]!);
+    assert.ok(ttl > (config.webhook.dedup_ttl_seconds - 60) * 1000, `kept for the dedup TTL (${ttl} ms)`);
+    // A manual "Resend" later in the window (GitLab sends the same Idempotency-Key again).
+    await redis.pexpire(keys[0]!, 1000);
+    assert.equal(await store.accept(id, [command(11)]), "duplicate");
+    assert.equal((await readInbox(redis, config)).length, 1, "stored once");
   });
 
   it("the running pump moves entries into the queue, coalescing reconciles, and then deletes them", async () => {
@@ -66,7 +81,7 @@ describe("inbox", () => {
     await store.accept("c", [command(11)]);
     await store.accept("d", [command(12)]);
     await waitFor("the inbox to be empty", async () => (await redis.xlen(inboxKey(config))) === 0);
-    const jobs = (await queue.getJobs(["waiting"])).map((j) => j.data);
+    const jobs = (await queue.getJobs(["waiting", "prioritized"])).map((j) => j.data);
     assert.equal(jobs.filter((j) => j.kind === "reconcile").length, 1, "reconciles of one MR coalesce");
     assert.deepEqual(jobs.filter((j) => j.kind === "command").map((j) => (j.kind === "command" ? j.noteId : 0)).sort(), [
       11, 12,
@@ -82,13 +97,13 @@ describe("inbox", () => {
     const first = await startInboxPump({ redis, queue, config, logger: log.logger, run: false });
     await redis.call("XREADGROUP", "GROUP", "pump", "dead-consumer", "COUNT", 10, "STREAMS", inboxKey(config), ">");
     await first.stop();
-    assert.equal((await queue.getJobs(["waiting"])).length, 0);
+    assert.equal((await queue.getJobs(["waiting", "prioritized"])).length, 0);
 
     const pump = await startInboxPump({ redis, queue, config, logger: log.logger, claimIdleMs: 200 });
     cleanups.push(() => pump.stop());
-    await waitFor("the abandoned entry to be queued", async () => (await queue.getJobs(["waiting"])).length === 1);
+    await waitFor("the abandoned entry to be queued", async () => (await queue.getJobs(["waiting", "prioritized"])).length === 1);
     await waitFor("the inbox to be empty", async () => (await redis.xlen(inboxKey(config))) === 0);
-    assert.equal((await queue.getJobs(["waiting"]))[0]?.id, "command-1-13-create");
+    assert.equal((await queue.getJobs(["waiting", "prioritized"]))[0]?.id, "command-1-13-create");
   });
 
   it("drops an entry that is not valid JSON with an error line, and moves the rest", async () => {
@@ -99,6 +114,6 @@ describe("inbox", () => {
     assert.equal(await pump.drain(), 1);
     assert.equal(await redis.xlen(inboxKey(config)), 0);
     assert.ok(log.lines.some((l) => l["msg"] === "inbox entry is not valid; dropped"));
-    assert.equal((await queue.getJobs(["waiting"])).length, 1);
+    assert.equal((await queue.getJobs(["waiting", "prioritized"])).length, 1);
   });
 });

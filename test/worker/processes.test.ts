@@ -157,8 +157,8 @@ describe("worker processes", () => {
     assert.deepEqual(new Set(all.map((i) => i.worker)), new Set([a.name, b.name]), "both processes took jobs");
     // A handler records its end just before BullMQ marks the job completed.
     await waitFor("every job to be marked completed", async () => (await queue.getCompletedCount()) === jobs.length);
-    const counts = await queue.getJobCounts("completed", "failed", "active", "waiting", "delayed");
-    assert.deepEqual(counts, { completed: jobs.length, failed: 0, active: 0, waiting: 0, delayed: 0 });
+    const counts = await queue.getJobCounts("completed", "failed", "active", "waiting", "prioritized", "delayed");
+    assert.deepEqual(counts, { completed: jobs.length, failed: 0, active: 0, waiting: 0, prioritized: 0, delayed: 0 });
   });
 
   it("on SIGTERM stops taking jobs, finishes the active one and exits 0", async () => {
@@ -184,8 +184,9 @@ describe("worker processes", () => {
       "the active job finished; the one queued after SIGTERM was not taken",
     );
     assert.ok(events[1]!.at >= signalled, "the job ended after the signal, i.e. shutdown waited for it");
-    const counts = await queue.getJobCounts("completed", "active", "waiting");
-    assert.deepEqual(counts, { completed: 1, active: 0, waiting: 1 });
+    // Every job has a priority (queue.ts `JOB_PRIORITY`), so a queued one is `prioritized`, not `waiting`.
+    const counts = await queue.getJobCounts("completed", "active", "prioritized");
+    assert.deepEqual(counts, { completed: 1, active: 0, prioritized: 1 });
   });
 
   it("exits 0 at the shutdown deadline even if a job is still running", async () => {

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { describe, it, type TestContext } from "node:test";
 import type { CommandJob, WorkflowHandlers } from "../../src/queue/jobs.js";
+import { deliveryKey } from "../../src/queue/inbox.js";
 import { type Service, startService } from "../../src/runtime.js";
 import { captureLogger } from "../support/capture-logger.js";
 import { uniquePrefix } from "../support/redis.js";
@@ -112,7 +113,7 @@ async function failoverUnderLoad(
       const newPrimary = await topology.primaryPortNow();
       const acknowledged = [...deliveries].filter(([, d]) => d.status >= 200 && d.status < 300).map(([id]) => id);
       const client = topology.client(newPrimary!);
-      const present = await Promise.all(acknowledged.map((id) => client.exists(`${prefix}:delivery:note-${id}`)));
+      const present = await Promise.all(acknowledged.map((id) => client.exists(deliveryKey({ redis: { prefix } }, `note-${id}`))));
       const lost = acknowledged.filter((_, i) => present[i] === 0);
       await body({
         deliveries,

@@ -21,6 +21,8 @@ Commands:
   sweep          one reconcile pass over every MR with trust state, then exit
   setup          configure a project: protected trusted-branch rule, label, webhook
                    --project <group/project> [--webhook-url <url>] [--dry-run]
+                   --group <group path or id>: instead, every unarchived project of the group and its
+                   subgroups, then a summary table; exit 1 if any project could not be set up
   check-config   print the effective configuration, secrets masked (--format yaml|json)
                    --gitlab: instead, connect to GitLab with the configured token and report its URL,
                    version and edition, the bot's user, and what the bot will do there (webhook signing,
@@ -47,7 +49,12 @@ const COMMANDS: Record<string, Options> = {
   receiver: {},
   worker: {},
   sweep: {},
-  setup: { project: { type: "string" }, "webhook-url": { type: "string" }, "dry-run": { type: "boolean" } },
+  setup: {
+    project: { type: "string" },
+    group: { type: "string" },
+    "webhook-url": { type: "string" },
+    "dry-run": { type: "boolean" },
+  },
   "check-config": { format: { type: "string" }, gitlab: { type: "boolean" } },
   demo: { "redis-url": { type: "string" }, "log-level": { type: "string" } },
 };
@@ -204,21 +211,30 @@ export async function runUntilSignal(service: Service, logger: Logger, timeoutMs
 
 async function setup(config: Config, values: Record<string, unknown>, io: CliIo): Promise<number> {
   const projectPath = values["project"];
-  if (typeof projectPath !== "string" || projectPath === "") {
-    io.stderr.write("trusted-mr-bot setup: --project <group/project> is required\n");
+  const groupPath = values["group"];
+  const given = (value: unknown): value is string => typeof value === "string" && value !== "";
+  if (given(projectPath) === given(groupPath)) {
+    io.stderr.write(
+      `trusted-mr-bot setup: ${given(projectPath) ? "--project and --group exclude each other" : "--project <group/project> or --group <group> is required"}\n\n${USAGE}`,
+    );
     return 2;
   }
   // Loaded only by this command.
-  const { runSetup } = await import("./trust/setup.js");
+  const { runGroupSetup, runSetup } = await import("./trust/setup.js");
   const webhookUrl = values["webhook-url"];
-  const steps = await runSetup({
+  const options = {
     config,
     logger: createLogger({ level: config.log.level, destination: io.stderr }),
-    projectPath,
     dryRun: values["dry-run"] === true,
     ...(typeof webhookUrl === "string" ? { webhookUrl } : {}),
     out: io.stdout,
-  });
+  };
+  // Both throw when a project could not be set up (`fail`: exit 1, or 2 for a configuration error).
+  if (given(groupPath)) {
+    await runGroupSetup({ ...options, groupPath });
+    return 0;
+  }
+  const steps = await runSetup({ ...options, projectPath: projectPath as string });
   // Problems are printed by setup itself, one per line, saying what to fix.
   return steps.some((step) => step.action === "problem") ? 1 : 0;
 }

@@ -82,6 +82,11 @@ export const configSchema = z.strictObject({
       token: secret.optional(),
       /** Per-request timeout towards GitLab. */
       request_timeout_ms: z.number().int().positive().default(15_000),
+      /**
+       * Requests per minute for all processes together (call-budget.ts); 0 = no limit. Under GitLab.com's ~2000 per
+       * minute per user (FACTS.md "Rate limits").
+       */
+      rate_limit_per_minute: z.number().int().nonnegative().default(1800),
     })
     .prefault({}),
   webhook: z

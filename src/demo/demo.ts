@@ -166,7 +166,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     });
     sim.setJobStatus(project.id, pipeline1.id, "cloud-integration", "failed");
     await untilStatus(sim, project.id, mr.iid, head1, "failed");
-    await until("the comment to show the failure", () => /fail/i.test(comment() ?? ""));
+    // The rendered lines, not the hidden record (whose JSON can say "failed" a moment before the text does).
+    await until("the comment to show the failure", () => /Failed jobs: /.test(comment() ?? ""));
     showMr(say, sim, project.id, mr.iid, names);
 
     step(say, 5, "Carl pushes a fix: the trust is stale until a committer reviews the new commit");
@@ -189,7 +190,7 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       sim.setJobStatus(project.id, pipeline2.id, job, "success");
     }
     await untilStatus(sim, project.id, mr.iid, head2, "success");
-    await until("the comment to show success", () => /success|passed/i.test(comment() ?? ""));
+    await until("the comment to show success", () => /\*\*success\*\*/.test(comment() ?? ""));
     showMr(say, sim, project.id, mr.iid, names);
 
     step(

@@ -10,7 +10,7 @@
 import { GitbeakerRequestError, Gitlab } from "@gitbeaker/rest";
 import { z } from "zod";
 import type { Config } from "../config/config.js";
-import { PermanentError } from "../errors.js";
+import { PermanentError, RateLimitedError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
 import { classifyGitLabError, gitlabMessageText } from "./classify-error.js";
 import type {
@@ -40,6 +40,7 @@ import type {
   TestReportSummary,
   User,
 } from "./port.js";
+import type { CallBudget } from "./call-budget.js";
 import { type CallStatus, createRequesterFn } from "./requester.js";
 
 // ---- API answers, parsed tolerantly ----
@@ -466,6 +467,8 @@ const VARIABLES_REFUSED_TTL_MS = 60 * 60 * 1000;
 export interface GitbeakerAdapterOptions {
   config: Pick<Config, "gitlab">;
   metrics?: Metrics;
+  /** The call budget shared by every process (call-budget.ts); absent where there is no Redis (the `setup` CLI). */
+  budget?: CallBudget;
 }
 
 export class GitbeakerAdapter implements GitLabPort {
@@ -479,11 +482,19 @@ export class GitbeakerAdapter implements GitLabPort {
 
   constructor(options: GitbeakerAdapterOptions) {
     const { gitlab } = options.config;
+    const { budget } = options;
     this.metrics = options.metrics;
     const requesterFn = createRequesterFn({
       onCall: (route, status) => this.count(route, status),
       requestError: (description, cause) => new GitbeakerRequestError(description, { cause }),
       retriesWrite: (route) => IDEMPOTENT_WRITES.has(route),
+      ...(budget && {
+        beforeCall: () => budget.acquire(),
+        rateLimited: async (error: Error, route: string) => {
+          const limited = classifyGitLabError(error, route);
+          if (limited instanceof RateLimitedError) await budget.pause(limited.retryAfterMs);
+        },
+      }),
     });
     this.api = new Gitlab({
       host: gitlab.url.replace(/\/+$/, ""),
@@ -566,6 +577,19 @@ export class GitbeakerAdapter implements GitLabPort {
       this.api.Projects.all({ membership: true, minAccessLevel, archived: false, simple: true, perPage: 100 } as never),
     );
     return (raw as unknown[]).map(toProject);
+  }
+
+  async listGroupProjects(group: number | string): Promise<Project[] | undefined> {
+    // Without `page`, gitbeaker follows the pages to the end.
+    const raw = await this.maybe("GET /groups/:id/projects", () =>
+      this.api.Groups.allProjects(group, {
+        includeSubgroups: true,
+        withShared: false,
+        archived: false,
+        perPage: 100,
+      } as never),
+    );
+    return raw === undefined ? undefined : (raw as unknown[]).map(toProject);
   }
 
   async effectiveAccessLevel(projectId: number, userId: number): Promise<number> {

@@ -344,6 +344,13 @@ export interface GitLabPort {
   listMemberProjects(minAccessLevel: number): Promise<Project[]>;
 
   /**
+   * The unarchived projects of a group and of all its subgroups, every page (`GET /groups/:id/projects` with
+   * `include_subgroups=true&with_shared=false&archived=false`, lib/api/groups.rb, GroupProjectsFinder); projects
+   * only shared with the group are left out. `undefined` when the group does not exist or the bot may not see it.
+   */
+  listGroupProjects(group: number | string): Promise<Project[] | undefined>;
+
+  /**
    * Effective access level of `userId` in `projectId`, inherited and invited membership included
    * (`GET /projects/:id/members/all/:user_id`); 0 when not a member.
    */

@@ -4,7 +4,9 @@
  * - gitbeaker's default handler retries 429 and 502 about ten times within ~256 ms and ignores `Retry-After`
  *   (FACTS.md, "Rate limits"); a 429 must instead reach `classifyGitLabError` with its headers so the worker waits
  *   as long as GitLab asked;
- * - every HTTP request, including each page of a list and each retry, is counted by route template and status.
+ * - every HTTP request, including each page of a list and each retry, is counted by route template and status;
+ * - every HTTP request first waits for the shared call budget (`RequesterHooks.beforeCall`, call-budget.ts), and a
+ *   429 pauses every process's calls (`RequesterHooks.rateLimited`) before it is thrown.
  *
  * Otherwise it behaves like gitbeaker's (`@gitbeaker/rest` 43 `defaultRequestHandler` and
  * `@gitbeaker/requester-utils` `defaultOptionsHandler`): snake_case JSON bodies, bracketed array query parameters,
@@ -29,6 +31,10 @@ export interface RequesterHooks {
    * error: only when sending it twice ends where sending it once does. Absent: no write is sent again.
    */
   retriesWrite?(route: string): boolean;
+  /** Awaited before each HTTP request, retries included (the shared call budget, call-budget.ts); may throw. */
+  beforeCall?(route: string): Promise<void>;
+  /** Awaited with the error built for a 429 before it is thrown (to pause every process's calls). */
+  rateLimited?(error: Error, route: string): Promise<void>;
 }
 
 /**
@@ -87,6 +93,7 @@ export function createRequesterFn(hooks: RequesterHooks) {
           const request = new Request(url, { method: verb, headers, body, signal: options.signal });
           const pause = retries ? RETRY_DELAYS_MS[attempt] : undefined;
           let response: Response;
+          await hooks.beforeCall?.(route);
           try {
             response = await fetch(request);
           } catch (error) {
@@ -106,7 +113,9 @@ export function createRequesterFn(hooks: RequesterHooks) {
             await delay(wait);
             continue;
           }
-          throw await requestError(request, response, hooks);
+          const error = await requestError(request, response, hooks);
+          if (response.status === 429) await hooks.rateLimited?.(error, route);
+          throw error;
         }
       };
     return { get: make("get"), post: make("post"), put: make("put"), patch: make("patch"), delete: make("delete") };

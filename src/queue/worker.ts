@@ -15,6 +15,7 @@
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Config } from "../config/config.js";
 import { ConfigError, PermanentError, RateLimitedError } from "../errors.js";
+import { type CallPriority, withCallPriority } from "../gitlab/call-budget.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import type { Redis } from "../redis.js";
@@ -22,6 +23,15 @@ import { retryDelayMs } from "./backoff.js";
 import { type CommandJob, isMrJob, type JobContext, type JobData, type MrKey, type WorkflowHandlers } from "./jobs.js";
 import type { MrLocks } from "./mr-lock.js";
 import { QUEUE_NAME } from "./queue.js";
+
+/** When the GitLab call budget is tight, commands go first and the sweep yields. */
+const CALL_PRIORITY: Record<JobData["kind"], CallPriority> = {
+  command: "command",
+  reconcile: "reconcile",
+  push: "reconcile",
+  pipeline: "reconcile",
+  sweep: "sweep",
+};
 
 /** First wait before retrying a job whose MR is locked; doubles per deferral up to {@link LOCK_RETRY_MAX_MS}. */
 const LOCK_RETRY_BASE_MS = 100;
@@ -75,7 +85,8 @@ export function createBotWorker(options: BotWorkerOptions): BotWorker {
     const started = performance.now();
     active.add(job.id ?? "");
     try {
-      await dispatch(handlers, data, ctx);
+      // Every GitLab call the handler makes carries the job's priority to the shared call budget (call-budget.ts).
+      await withCallPriority(CALL_PRIORITY[data.kind], () => dispatch(handlers, data, ctx));
     } catch (error) {
       throw await failure(error, job, ctx, token);
     } finally {

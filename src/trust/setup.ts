@@ -75,13 +75,108 @@ export async function runSetup(options: SetupOptions): Promise<SetupStep[]> {
   const { config, dryRun, out } = options;
   const port = options.port ?? new GitbeakerAdapter({ config });
   const steps: SetupStep[] = [];
-  const step = (what: string, action: SetupAction, detail: string) => {
+  const step = stepWriter(steps, out, dryRun);
+  out.write(`${dryRun ? "Plan (dry run, nothing is changed)" : "Setting up"} ${options.projectPath}\n`);
+  const found = await instanceStep(port, config, step);
+  return setupProject(port, options, found, steps, step);
+}
+
+export interface GroupSetupOptions extends Omit<SetupOptions, "projectPath"> {
+  /** `group/subgroup` (or a numeric id). */
+  groupPath: string;
+}
+
+/** How setting up one project of a group went. */
+export interface ProjectSetupResult {
+  project: string;
+  steps: SetupStep[];
+  /** Why the project could not be set up; absent when it was (or, in a dry run, could be). */
+  error?: Error;
+}
+
+/**
+ * `setup --group`: the same setup for every unarchived project of a group and its subgroups. The instance is
+ * reported once, then each project's steps under its name; a project that fails does not stop the others. Ends with
+ * a summary table, and throws when any project could not be set up (so the CLI exits non-zero).
+ */
+export async function runGroupSetup(options: GroupSetupOptions): Promise<ProjectSetupResult[]> {
+  const { config, dryRun, out, groupPath } = options;
+  const port = options.port ?? new GitbeakerAdapter({ config });
+  out.write(`${dryRun ? "Plan (dry run, nothing is changed)" : "Setting up"} every project of group ${groupPath}\n`);
+  const found = await instanceStep(port, config, stepWriter([], out, dryRun));
+  const projects = await port.listGroupProjects(/^\d+$/.test(groupPath) ? Number(groupPath) : groupPath);
+  if (!projects) {
+    throw new PermanentError(
+      `group ${groupPath} not found`,
+      `check the path, and that the bot's user @${found.bot.username} is a member of the group (private groups are invisible to others)`,
+    );
+  }
+  // GitLab lists them newest first; by path, subgroups' projects sit next to each other.
+  projects.sort((a, b) => a.pathWithNamespace.localeCompare(b.pathWithNamespace));
+  out.write(`${projects.length} project(s), subgroups included; archived projects are skipped (not set up)\n`);
+  const results: ProjectSetupResult[] = [];
+  for (const project of projects) {
+    out.write(`\n${project.pathWithNamespace}\n`);
+    const steps: SetupStep[] = [];
+    const step = stepWriter(steps, out, dryRun, "  ");
+    try {
+      await setupProject(port, { ...options, projectPath: String(project.id) }, found, steps, step);
+      results.push({ project: project.pathWithNamespace, steps });
+    } catch (error) {
+      const failure = error instanceof Error ? error : new Error(String(error));
+      // Problems are printed as steps already; anything else (an API error) is printed here.
+      if (!steps.some((s) => s.action === "problem")) out.write(`  [PROBLEM] ${failure.message}\n`);
+      results.push({ project: project.pathWithNamespace, steps, error: failure });
+    }
+  }
+  out.write(`\n${summaryTable(results, dryRun)}`);
+  const failed = results.filter((r) => r.error);
+  if (failed.length > 0) {
+    throw new PermanentError(
+      `setup failed for ${failed.length} of ${results.length} project(s): ${failed.map((r) => r.project).join(", ")}`,
+      "see each project's [PROBLEM] lines above; fix them and run setup again (projects already set up stay as they are)",
+    );
+  }
+  return results;
+}
+
+/** One row per project: what changed (creates and updates), how many problems, and the result. */
+function summaryTable(results: ProjectSetupResult[], dryRun: boolean): string {
+  const rows = results.map((r) => {
+    const creates = r.steps.filter((s) => s.action === "create").length;
+    const updates = r.steps.filter((s) => s.action === "update").length;
+    const problems = r.steps.filter((s) => s.action === "problem").length || (r.error ? 1 : 0);
+    const changes = [creates ? `${creates} create` : "", updates ? `${updates} update` : ""].filter(Boolean);
+    return [
+      r.project,
+      changes.length > 0 ? `${dryRun ? "would " : ""}${changes.join(", ")}` : "none",
+      String(problems),
+      r.error ? "FAILED" : dryRun ? "ready" : "set up",
+    ];
+  });
+  const table = [["project", "changes", "problems", "result"], ...rows];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  const line = (row: string[]) => `${row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ")}`.trimEnd();
+  return `${table.map(line).join("\n")}\n`;
+}
+
+/** What setup learns once per GitLab: the bot's user and the instance (reported as the first step). */
+interface Found {
+  bot: User;
+  instance: Awaited<ReturnType<typeof readInstance>>;
+  signing: ReturnType<typeof signingReport>;
+}
+
+/** Records a step and prints it as `[ok]`, `[create]` (`[would create]` in a dry run), `[PROBLEM]`... */
+function stepWriter(steps: SetupStep[], out: SetupOptions["out"], dryRun: boolean, indent = ""): StepFn {
+  return (what, action, detail) => {
     steps.push({ what, action, detail });
     const verb = action === "ok" ? "ok" : action === "problem" ? "PROBLEM" : dryRun ? `would ${action}` : action;
-    out.write(`[${verb}] ${what}: ${detail}\n`);
+    out.write(`${indent}[${verb}] ${what}: ${detail}\n`);
   };
-  out.write(`${dryRun ? "Plan (dry run, nothing is changed)" : "Setting up"} ${options.projectPath}\n`);
+}
 
+async function instanceStep(port: GitLabPort, config: Config, step: StepFn): Promise<Found> {
   const bot = await port.currentUser();
   const instance = await readInstance(port);
   const signing = signingReport(config, instance.instance);
@@ -90,6 +185,18 @@ export async function runSetup(options: SetupOptions): Promise<SetupStep[]> {
     "ok",
     `${instanceLine(instance)} at ${(maskSecrets(config) as Config).gitlab.url}; webhook signing: ${signing.line}; merge gating: ${gatingMechanism(config.trust, instance.instance)}`,
   );
+  return { bot, instance, signing };
+}
+
+/** Steps 1 to 5 for one project; throws (`finish`) when a step found a problem. */
+async function setupProject(
+  port: GitLabPort,
+  options: Pick<SetupOptions, "config" | "projectPath" | "dryRun" | "webhookUrl">,
+  { bot, instance, signing }: Found,
+  steps: SetupStep[],
+  step: StepFn,
+): Promise<SetupStep[]> {
+  const { config, dryRun } = options;
   const project = await port.getProject(
     /^\d+$/.test(options.projectPath) ? Number(options.projectPath) : options.projectPath,
   );

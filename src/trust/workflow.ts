@@ -16,6 +16,7 @@
 import type { Config } from "../config/config.js";
 import { ConfigError, PermanentError } from "../errors.js";
 import { failureBrief } from "../gitlab/classify-error.js";
+import { createCallBudget } from "../gitlab/call-budget.js";
 import { GitbeakerAdapter } from "../gitlab/gitbeaker-adapter.js";
 import type { GitLabPort, MergeRequestVersion, User } from "../gitlab/port.js";
 import type {
@@ -73,7 +74,14 @@ export type Workflow = WorkflowHandlers & { close(): Promise<void> };
 
 /** The workflow against the GitLab of `config.gitlab`, through the gitbeaker adapter. */
 export function createWorkflow(deps: WorkflowDeps): Workflow {
-  const port = new GitbeakerAdapter({ config: deps.config, metrics: deps.metrics });
+  const { config, redis } = deps;
+  const budget = createCallBudget({
+    redis,
+    prefix: config.redis.prefix,
+    gitlabUrl: config.gitlab.url,
+    limit: config.gitlab.rate_limit_per_minute,
+  });
+  const port = new GitbeakerAdapter({ config, metrics: deps.metrics, budget });
   return createWorkflowWithPort({ ...deps, port });
 }
 

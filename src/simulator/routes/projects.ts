@@ -1,7 +1,7 @@
 /**
  * `GET /projects` (with `membership`, `min_access_level`), `GET /projects/:id`, `PUT /projects/:id` (the
  * pipeline-variable settings only), `GET /projects/:id/members/all/:user_id`, `GET /groups/:id/members/all/:user_id`
- * (lib/api/projects.rb, lib/api/members.rb). `members/all` reports the effective (maximum) level over direct and
+ * and `GET /groups/:id/projects` (lib/api/projects.rb, lib/api/members.rb, lib/api/groups.rb). `members/all` reports the effective (maximum) level over direct and
  * inherited memberships; a non-member is `404 Not found` (`find_by!`).
  */
 import { memberEntity, projectEntity } from "../entities.js";
@@ -91,5 +91,31 @@ export function projectRoutes(t: RouteTable): void {
     const level = user ? groupAccessLevel(ctx.state, user.id, group.id) : 0;
     if (!user || level === 0) throw new SimError("not_found", "404 Not found");
     return ok(memberEntity(ctx.state, user, level));
+  });
+
+  // lib/api/groups.rb `get ":id/projects"` with app/finders/group_projects_finder.rb: `include_subgroups` adds the
+  // projects of every descendant group, `with_shared=false` leaves out projects shared with the group (sharing is
+  // not modelled, so there are none), and only projects the user may read are listed; ordered by `created_at`
+  // descending (the endpoint's default `order_by`/`sort`), here by id, which follows creation. `find_group!` answers
+  // `404 Group Not Found` for a group the user may not read: a member of it, or of a project in it (GroupPolicy
+  // `has_projects`); groups have no visibility of their own here (*inferred*: every group is private). Archiving is
+  // not modelled: `archived=false` leaves every project in.
+  t.get("/groups/:id/projects", (ctx) => {
+    const raw = String(ctx.params["id"]);
+    const group = /^\d+$/.test(raw) ? ctx.state.groups.get(Number(raw)) : ctx.state.groupByPath(raw);
+    if (!group) throw new SimError("not_found", "404 Group Not Found");
+    const withSubgroups = optBool(ctx.params, "include_subgroups") ?? false;
+    const inGroup = (namespaceGroupId: number) =>
+      withSubgroups
+        ? ctx.state.groupChain(namespaceGroupId).some((g) => g.id === group.id)
+        : namespaceGroupId === group.id;
+    const list = [...ctx.state.projects.values()]
+      .filter((p) => p.namespace.kind === "group" && inGroup(p.namespace.id))
+      .filter((p) => canReadProject(ctx.state, ctx.user.id, p))
+      .sort((a, b) => b.id - a.id);
+    if (list.length === 0 && groupAccessLevel(ctx.state, ctx.user.id, group.id) === 0) {
+      throw new SimError("not_found", "404 Group Not Found");
+    }
+    return paginate(ctx, list, (project) => projectEntity(ctx.state, project, ctx.user.id));
   });
 }

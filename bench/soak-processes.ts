@@ -6,9 +6,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
-import { waitForPort } from "../src/local-redis.js";
+import { freePort, waitForPort } from "../src/local-redis.js";
 
 /** The children of this run, by pid; each removes itself when it exits. */
 export class ProcessGroup {
@@ -42,18 +41,6 @@ export class ProcessGroup {
   }
 }
 
-/** A free TCP port on the loopback interface (closed again before it is returned; taken by the caller). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const address = srv.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * A private `redis-server` on a free loopback port with the append-only file on (as production should run it),
@@ -122,4 +109,4 @@ function withoutBotEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return out;
 }
 
-export { waitForPort };
+export { freePort, waitForPort };

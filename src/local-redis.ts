@@ -56,7 +56,8 @@ async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise
   clearTimeout(timer);
 }
 
-function freePort(): Promise<number> {
+/** A free TCP port on the loopback interface (closed again before it is returned; taken by the caller). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once("error", reject);

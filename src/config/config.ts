@@ -101,11 +101,17 @@ export const configSchema = z.strictObject({
       insecure: z.boolean().default(false),
       body_limit: byteSize.default(25 * 1024 * 1024),
       /**
-       * How long a delivery's id (Idempotency-Key, or the signed webhook-id) is remembered: 7 days, as far back as
-       * GitLab lists a hook's events for a "Resend" (`WebHookLog::MAX_RECENT_DAYS`; logs are kept 14 days). Stored as
-       * a 16-byte digest key (inbox.ts `deliveryKey`).
+       * How long every delivery's id (Idempotency-Key, or the signed webhook-id) is remembered: an hour covers what
+       * arrives twice on its own (a relay's retry, `WebHookWorker`'s Sidekiq retries, a quick manual "Resend"). A
+       * later resend of an event that is only a hint (MR, push, pipeline) costs one reconcile that changes nothing
+       * (level-triggered); commands are remembered longer, by note (`command_dedup_ttl_seconds`). inbox.ts.
        */
-      dedup_ttl_seconds: z.number().int().positive().default(7 * 24 * 3600),
+      dedup_ttl_seconds: z.number().int().positive().default(3600),
+      /**
+       * How long a command note (project, note id, action) is remembered, whatever delivery brought it: 7 days, as
+       * far back as GitLab lists a hook's events for a "Resend" (`WebHookLog::MAX_RECENT_DAYS`). inbox.ts.
+       */
+      command_dedup_ttl_seconds: z.number().int().positive().default(7 * 24 * 3600),
       /** Standard-Webhooks timestamp tolerance. */
       signature_tolerance_seconds: z.number().int().positive().default(300),
     })
@@ -192,6 +198,20 @@ export const configSchema = z.strictObject({
       /** Label put on MRs from committer branches. */
       committer_branch_label: z.string().min(1).default("no-detached-pipeline"),
       welcome_first_time_contributors: z.boolean().default(true),
+      /** The welcome sentence for first-time contributors instead of the built-in one; shown as plain text. */
+      welcome_text: z.string().min(1).max(1000).optional(),
+      /**
+       * Per-project policy (`.gitlab/trusted-mr-bot.yml` on a protected default branch, src/trust/policy.ts). Whoever
+       * can write a protected default branch already runs code with the project's protected variables, so letting
+       * them add committers there gives nothing new; `false` keeps every project on these settings. `cache_seconds`:
+       * how long a read is used before the file is read again (pushes that touch it and the sweep read it at once).
+       */
+      project_policy: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          cache_seconds: z.number().int().min(0).default(3600),
+        })
+        .prefault({}),
       /**
        * A bare `/trust` is refused: committers must name the SHA they reviewed (`/trust <sha>`: 40 hex, or at least
        * 12 that the note's payload also saw as the head), which closes the window between reading a diff and
@@ -233,6 +253,11 @@ export const configSchema = z.strictObject({
       interval_seconds: z.number().int().min(0).default(900),
       /** A trusted branch whose MR is merged, closed or gone is deleted only after this long. */
       grace_seconds: z.number().int().min(0).default(3600),
+      /**
+       * Every open MR gets a full look (every read again, whatever the cache says) about this often, spread over
+       * the passes: each pass verifies the `N × interval_seconds / verify_interval_seconds` MRs verified longest ago.
+       */
+      verify_interval_seconds: z.number().int().min(60).default(2 * 24 * 3600),
       /**
        * Projects (full path or id) the sweep covers. Empty: every project the bot's user is a Maintainer of
        * (`GET /projects?membership=true&min_access_level=40`).

@@ -17,6 +17,12 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { RateLimitedError } from "../errors.js";
 import type { Redis } from "../redis.js";
 
+/** The budget's Lua scripts as ioredis commands (`defineCommand`). */
+interface BudgetScripts {
+  tmrBudgetAcquire(pausedKey: string, windowKey: string, limit: number, windowMs: number): Promise<unknown>;
+  tmrBudgetPause(pausedKey: string, ms: number): Promise<unknown>;
+}
+
 /** Who a call is for, most urgent first. */
 export type CallPriority = "command" | "reconcile" | "sweep";
 
@@ -102,11 +108,18 @@ export function createCallBudget(options: CallBudgetOptions): CallBudget {
     return Math.max(1, Math.floor(limit * (1 - RESERVE * steps)));
   };
 
+  // EVALSHA (ioredis loads the script once per connection): the script's text is not sent with every GitLab call.
+  const scripts = redis as Redis & BudgetScripts;
+  if (!("tmrBudgetAcquire" in redis)) {
+    redis.defineCommand("tmrBudgetAcquire", { numberOfKeys: 2, lua: ACQUIRE });
+    redis.defineCommand("tmrBudgetPause", { numberOfKeys: 1, lua: PAUSE });
+  }
+
   return {
     async acquire(priority = currentCallPriority()) {
       const deadline = Date.now() + maxWaitMs;
       for (;;) {
-        const wait = Number(await redis.eval(ACQUIRE, 2, pausedKey, windowKey, limitFor(priority), windowMs));
+        const wait = Number(await scripts.tmrBudgetAcquire(pausedKey, windowKey, limitFor(priority), windowMs));
         if (wait <= 0) return;
         if (Date.now() + wait > deadline) {
           throw new RateLimitedError(`GitLab call budget: next ${priority} call in ${wait} ms`, wait);
@@ -116,7 +129,7 @@ export function createCallBudget(options: CallBudgetOptions): CallBudget {
       }
     },
     async pause(ms) {
-      if (ms > 0) await redis.eval(PAUSE, 1, pausedKey, Math.ceil(ms));
+      if (ms > 0) await scripts.tmrBudgetPause(pausedKey, Math.ceil(ms));
     },
   };
 }

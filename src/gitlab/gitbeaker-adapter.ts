@@ -572,6 +572,15 @@ export class GitbeakerAdapter implements GitLabPort {
     return raw === undefined ? undefined : toProject(raw);
   }
 
+  async getRepositoryFile(projectId: number, path: string, ref: string): Promise<string | undefined> {
+    const raw = await this.maybe("GET /projects/:id/repository/files/:file_path/raw", () =>
+      this.api.RepositoryFiles.showRaw(projectId, path, ref),
+    );
+    if (raw === undefined) return undefined;
+    // GitLab sends the blob as text/plain (lib/api/helpers.rb `send_git_blob`); anything else is read as UTF-8.
+    return typeof raw === "string" ? raw : await (raw as Blob).text();
+  }
+
   async listMemberProjects(minAccessLevel: number): Promise<Project[]> {
     const raw = await this.call("GET /projects", () =>
       this.api.Projects.all({ membership: true, minAccessLevel, archived: false, simple: true, perPage: 100 } as never),
@@ -643,6 +652,7 @@ export class GitbeakerAdapter implements GitLabPort {
         state: filter.state,
         ...(filter.sourceBranch !== undefined ? { sourceBranch: filter.sourceBranch } : {}),
         ...(filter.authorId !== undefined ? { authorId: filter.authorId } : {}),
+        ...(filter.updatedAfter !== undefined ? { updatedAfter: filter.updatedAfter } : {}),
         orderBy: "created_at",
         sort: "desc",
         perPage,

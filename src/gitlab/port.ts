@@ -300,6 +300,8 @@ export interface ListMergeRequestsFilter {
   state: "opened" | "closed" | "merged" | "all";
   sourceBranch?: string;
   authorId?: number;
+  /** Only MRs updated at or after this time (ISO; GitLab's `updated_after`). */
+  updatedAfter?: string;
   /** Stop after this many (default: all pages). */
   limit?: number;
 }
@@ -336,6 +338,12 @@ export interface GitLabPort {
 
   /** A project by numeric id or full path; `undefined` when it does not exist or is not visible to the bot. */
   getProject(idOrPath: number | string): Promise<Project | undefined>;
+
+  /**
+   * A file's contents at `ref` (`GET /projects/:id/repository/files/:file_path/raw`, lib/api/files.rb); `undefined`
+   * when GitLab answers 404 (no such file, commit or project).
+   */
+  getRepositoryFile(projectId: number, path: string, ref: string): Promise<string | undefined>;
 
   /**
    * Projects the bot is a member of with at least `minAccessLevel` (direct or inherited), for the sweep when no

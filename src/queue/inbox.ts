@@ -13,12 +13,12 @@
  * pending one), so delivery is at-least-once: an entry whose pump died before acknowledging it is claimed by
  * another pump once it has been idle for {@link CLAIM_IDLE_MS}.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { hostname } from "node:os";
 import type { Config } from "../config/config.js";
 import type { Logger } from "../logger.js";
 import type { Redis } from "../redis.js";
-import type { JobData } from "./jobs.js";
+import type { CommandJob, JobData } from "./jobs.js";
 import { type BotQueue, enqueueJobs } from "./queue.js";
 
 const GROUP = "pump";
@@ -45,6 +45,21 @@ export function inboxKey(config: Pick<Config, "redis">): string {
 }
 
 /**
+ * Two memories keep a delivery from being stored twice, sized for what a repeat would cost (issue 10):
+ *
+ * - every delivery id, for `webhook.dedup_ttl_seconds` (an hour): what arrives twice on its own does so within
+ *   minutes (a relay's retry; `WebHookWorker`'s `sidekiq_options retry: 4`, whose backoff adds up to a few minutes);
+ * - every command note, by project, note id and action, for `webhook.command_dedup_ttl_seconds` (7 days, as long as
+ *   GitLab lists a hook's events for a "Resend": `WebHookLog::MAX_RECENT_DAYS`), whatever delivery id brought it.
+ *
+ * GitLab never re-sends a delivery by itself after that; only a person's "Resend" does. Of what it can resend, only
+ * a command has an effect tied to the delivery; every other event is a hint that makes the worker read GitLab
+ * again (STYLE.md 3), so a late resend of one costs a reconcile that changes nothing. Memory at 10 deliveries/s, 5 %
+ * of them commands: 36 000 delivery ids and 302 400 command notes, about 43 MiB instead of about 760 MiB for a
+ * week of every delivery id (`npx tsx bench/dedup-memory.ts`: `INFO memory` over 100 000 deliveries).
+ */
+
+/**
  * Where a delivery id is remembered: a 16-byte digest of it (22 base64url characters) rather than the id itself, so
  * a key has the same small size whatever the id (a UUID is 36 characters): about 112 bytes of Redis memory per id
  * with its expiry instead of 149 (`used_memory` over 100 000 keys, Redis 7.0). 128 bits make a collision (a new
@@ -52,23 +67,39 @@ export function inboxKey(config: Pick<Config, "redis">): string {
  * stored again: harmless, jobs are idempotent.
  */
 export function deliveryKey(config: { redis: Pick<Config["redis"], "prefix"> }, deliveryId: string): string {
-  const digest = createHash("sha256").update(deliveryId).digest().subarray(0, 16).toString("base64url");
+  // `hash` is the one-shot form of `createHash(...).digest()`: a third of its cost on the receiver's hot path.
+  const digest = hash("sha256", deliveryId, "buffer").subarray(0, 16).toString("base64url");
   return `${config.redis.prefix}:delivery:${digest}`;
 }
 
 /**
- * KEYS[1] delivery key, KEYS[2] inbox stream; ARGV[1] dedup TTL ms, ARGV[2] delivery id, ARGV[3] jobs JSON.
- * XADD before SET: if Redis refused the write half-way (out of memory), a resend is stored again rather than
- * refused as a duplicate of something that was never stored.
+ * Where a command note is remembered: the same identity as its job's id (`command-<project>-<note>-<action>`,
+ * queue.ts), so a resend of the note under any delivery id is the same command. Note ids are GitLab's, numbers.
+ */
+export function commandKey(
+  config: { redis: Pick<Config["redis"], "prefix"> },
+  job: Pick<CommandJob, "projectId" | "noteId" | "action">,
+): string {
+  return `${config.redis.prefix}:command:${job.projectId}:${job.noteId}:${job.action}`;
+}
+
+/**
+ * KEYS[1] delivery key, KEYS[2] inbox stream, KEYS[3..] the delivery's command keys; ARGV[1] delivery TTL ms,
+ * ARGV[2] delivery id, ARGV[3] jobs JSON, ARGV[4] command TTL ms. A delivery is a duplicate when its id is
+ * remembered, or when it carries commands and every one of them is. XADD before SET: if Redis refused the write
+ * half-way (out of memory), a resend is stored again rather than refused as a duplicate of something never stored.
  */
 const ACCEPT_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local commands = #KEYS - 2
+if commands > 0 and redis.call('EXISTS', unpack(KEYS, 3)) == commands then return 0 end
 redis.call('XADD', KEYS[2], '*', 'id', ARGV[2], 'jobs', ARGV[3])
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+for i = 3, #KEYS do redis.call('SET', KEYS[i], '1', 'PX', ARGV[4]) end
 return 1`;
 
 interface AcceptCommand {
-  tmrAccept(deliveryKey: string, inbox: string, ttlMs: number, deliveryId: string, jobs: string): Promise<number>;
+  tmrAccept(numberOfKeys: number, ...keysThenArgs: Array<string | number>): Promise<number>;
 }
 
 /** Where a verified, routed delivery goes. */
@@ -85,19 +116,26 @@ export interface DeliveryStore {
  * connection.
  */
 export function createInboxStore(redis: Redis, config: Pick<Config, "redis" | "webhook">): DeliveryStore {
-  if (!("tmrAccept" in redis)) redis.defineCommand("tmrAccept", { numberOfKeys: 2, lua: ACCEPT_SCRIPT });
+  // No fixed `numberOfKeys`: a delivery's command keys follow the two fixed ones, so each call passes the count.
+  if (!("tmrAccept" in redis)) redis.defineCommand("tmrAccept", { lua: ACCEPT_SCRIPT });
   const client = redis as unknown as AcceptCommand;
   const inbox = inboxKey(config);
   const ttlMs = config.webhook.dedup_ttl_seconds * 1000;
+  const commandTtlMs = config.webhook.command_dedup_ttl_seconds * 1000;
   const replicas = replicasToWait(config.redis);
   return {
     async accept(deliveryId, jobs) {
+      const commandKeys: string[] = [];
+      for (const job of jobs) if (job.kind === "command") commandKeys.push(commandKey(config, job));
       const stored = await client.tmrAccept(
+        2 + commandKeys.length,
         deliveryKey(config, deliveryId),
         inbox,
+        ...commandKeys,
         ttlMs,
         deliveryId,
         JSON.stringify(jobs),
+        commandTtlMs,
       );
       // A duplicate waits too: the first copy may be one whose answer was a 503 because no replica confirmed it.
       // WAIT covers this connection's writes so far; concurrent deliveries share one WAIT's round trip.

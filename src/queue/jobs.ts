@@ -56,6 +56,11 @@ export interface PushJob {
   before: string;
   after: string;
   userId?: number;
+  /**
+   * The push may have changed the project's policy file (`.gitlab/trusted-mr-bot.yml`) on what the payload calls
+   * the default branch: the worker reads the policy again, from the default branch the API names (policy.ts).
+   */
+  policyFile?: boolean;
 }
 
 /**

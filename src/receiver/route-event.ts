@@ -8,6 +8,7 @@
 import { z } from "zod";
 import type { CommandJob, PipelineJob, PushJob, ReconcileJob } from "../queue/jobs.js";
 import { parseTrustedBranchName } from "../trust/decide.js";
+import { pushTouchesPolicy } from "../trust/policy.js";
 
 /** A job an event can start (a sweep is only ever scheduled). */
 export type EventJob = ReconcileJob | CommandJob | PushJob | PipelineJob;
@@ -210,9 +211,26 @@ const pushHook = z.object({
   after: z.string(),
   project_id: id,
   user_id: id.nullish(),
+  // Only to decide whether the policy file may have changed (`Gitlab::DataBuilder::Push`: at most 20 commits, each
+  // with `added`/`modified`/`removed`; `total_commits_count` counts them all). The worker trusts none of it.
+  project: z.object({ default_branch: z.string().nullish() }).nullish().catch(null),
+  commits: z
+    .array(
+      z.object({
+        added: z.array(z.string()).nullish().catch(null),
+        modified: z.array(z.string()).nullish().catch(null),
+        removed: z.array(z.string()).nullish().catch(null),
+      }),
+    )
+    .nullish()
+    .catch(null),
+  total_commits_count: z.number().int().nullish().catch(null),
 });
 
 const BRANCH_REF = "refs/heads/";
+
+/** `before` of a new branch, `after` of a deleted one. */
+const BLANK_SHA = "0".repeat(40);
 
 function routePush(payload: unknown): RouteResult {
   const parsed = pushHook.safeParse(payload);
@@ -227,6 +245,16 @@ function routePush(payload: unknown): RouteResult {
     after: push.after,
   };
   if (push.user_id != null) job.userId = push.user_id;
+  // When unsure (no default branch named, commits left out), the policy is read again: it costs one refresh.
+  const defaultBranch = push.project?.default_branch;
+  const toDefault = !defaultBranch || defaultBranch === job.branch;
+  const commits = (push.commits ?? []).map((c) => ({
+    added: c.added ?? [],
+    modified: c.modified ?? [],
+    removed: c.removed ?? [],
+  }));
+  const touched = !push.commits || pushTouchesPolicy(commits, push.total_commits_count ?? undefined);
+  if (toDefault && push.after !== BLANK_SHA && touched) job.policyFile = true;
   return { jobs: [job] };
 }
 

@@ -96,6 +96,7 @@ export function createWebhookHandler(options: WebhookHandlerOptions): WebhookHan
   const verifyRelay: RelaySignatureVerifier | undefined = webhook.relay_signature_secret
     ? createRelaySignatureVerifier(webhook.relay_signature_secret)
     : undefined;
+  const routeConfig = { ...config, stateLabels: config.trust.state_labels };
 
   const begin = (headers: WebhookHeaders): WebhookStart => {
     if (verifyToken && !verifyToken(header(headers, "x-gitlab-token"))) {
@@ -137,7 +138,7 @@ export function createWebhookHandler(options: WebhookHandlerOptions): WebhookHan
 
     const event = header(headers, "x-gitlab-event");
     const deliveryId = deliveryIdOf(headers, event, rawBody, signedId);
-    const routed = routeEvent(event, payload, { ...config, stateLabels: config.trust.state_labels });
+    const routed = routeEvent(event, payload, routeConfig);
     if ("ignored" in routed) {
       logger.debug({ eventId: deliveryId, event, reason: routed.ignored }, "webhook ignored");
       return { status: 200, outcome: "ignored", body: { status: "ignored", reason: routed.ignored } };

@@ -14,7 +14,13 @@ const SHA_RE = /^[0-9a-f]{7,40}$/;
 
 export function addCommit(
   project: ProjectRecord,
-  o: { parentIds: string[]; message: string; authorId: number; createdAt?: string },
+  o: {
+    parentIds: string[];
+    message: string;
+    authorId: number;
+    createdAt?: string;
+    files?: Readonly<Record<string, string | null>>;
+  },
 ): SimCommit {
   const title = o.message.split("\n", 1)[0] ?? "";
   const commit: SimCommit = {
@@ -24,6 +30,7 @@ export function addCommit(
     message: o.message,
     authorId: o.authorId,
     createdAt: o.createdAt ?? new Date().toISOString(),
+    ...(o.files ? { files: o.files } : {}),
   };
   project.commits.set(commit.id, commit);
   return commit;
@@ -40,6 +47,26 @@ export function copyHistory(from: ProjectRecord, to: ProjectRecord, sha: string)
     to.commits.set(id, c);
     stack.push(...c.parentIds);
   }
+}
+
+/**
+ * A file's contents at commit `sha`, `undefined` when it does not exist there: the nearest commit that wrote it,
+ * looking at first parents first (*inferred* simplification: git reads the commit's tree; the simulator keeps only
+ * what each commit wrote, and a merge commit writes nothing of its own).
+ */
+export function fileAt(project: ProjectRecord, sha: string, path: string): string | undefined {
+  const seen = new Set<string>();
+  const queue = [sha];
+  while (queue.length > 0) {
+    const id = queue.shift()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const commit = project.commits.get(id);
+    if (!commit) continue;
+    if (commit.files && path in commit.files) return commit.files[path] ?? undefined;
+    queue.push(...commit.parentIds);
+  }
+  return undefined;
 }
 
 /** True when `ancestor` is reachable from `head` through parent links (`git merge-base --is-ancestor`). */

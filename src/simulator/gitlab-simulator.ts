@@ -28,7 +28,7 @@ import {
   reopenMergeRequest as reopenMr,
 } from "./merge-request-actions.js";
 import { isProtected } from "./permissions.js";
-import { deleteBranch as removeBranch, push as pushCommit } from "./repository-actions.js";
+import { createBranch as addBranch, deleteBranch as removeBranch, push as pushCommit } from "./repository-actions.js";
 import { allRoutes } from "./routes/index.js";
 import { SimState, type ProjectRecord, } from "./state.js";
 import { WebhookDispatcher } from "./webhooks.js";
@@ -170,6 +170,8 @@ export interface PushOptions {
   fromSha?: string;
   /** Rewrite the branch: the new commit's parent is `fromSha` instead of the old head. Refused on protected branches unless `allowForcePush`. */
   force?: boolean;
+  /** Files the commit writes, path to contents (`null` deletes the file); served by the repository files API. */
+  files?: Readonly<Record<string, string | null>>;
 }
 
 
@@ -406,6 +408,15 @@ export class GitLabSimulator {
    */
   push(projectId: number, branch: string, o: PushOptions): { before: string; after: string } {
     return this.act(() => pushCommit(this.world, this.state.project(projectId), branch, o));
+  }
+
+  /**
+   * Creates `branch` at `ref` (a branch, MR ref or sha) as `POST /projects/:id/repository/branches` does
+   * (`Branches::CreateService`): no new commit; fires a Push Hook and may start a push pipeline. Throws `SimError`
+   * (400, GitLab's message) when the name is taken or invalid or the user may not create it.
+   */
+  createBranch(projectId: number, branch: string, ref: string, o: { userId: number }): void {
+    this.act(() => addBranch(this.world, this.state.project(projectId), o.userId, branch, ref));
   }
 
   /** Deletes a branch; fires a Push Hook with `after` = 40 zeros. Protected branches need Maintainer. */

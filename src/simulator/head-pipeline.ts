@@ -8,6 +8,7 @@
  * whose source project is gone has none (`next Ci::Pipeline.none unless source_project`).
  */
 import type { PipelineSource } from "./model.js";
+import { pipelinesForSha } from "./pipeline-index.js";
 import type { MergeRequestRecord, PipelineRecord, SimState } from "./state.js";
 
 /** `Enums::Ci::Pipeline.dangling_sources` among the sources the simulator knows: they never set a ref's status. */
@@ -17,14 +18,13 @@ export function headPipelineOf(state: SimState, mr: MergeRequestRecord): Pipelin
   const source = mr.sourceProjectId === null ? undefined : state.projects.get(mr.sourceProjectId);
   if (!source) return undefined;
   const target = state.project(mr.targetProjectId);
-  const forMergeRequest = target.pipelines.filter(
+  // Only the head SHA's pipelines can be it: looked up by SHA (pipeline-index.ts), not by scanning them all.
+  const forMergeRequest = pipelinesForSha(target.pipelines, mr.sha).filter(
     (p) => p.source === "merge_request_event" && p.mergeRequestIid === mr.iid,
   );
-  const forBranch = source.pipelines.filter(
+  const forBranch = pipelinesForSha(source.pipelines, mr.sha).filter(
     (p) => p.ref === mr.sourceBranch && p.source !== "merge_request_event" && !DANGLING.has(p.source),
   );
   const rank = (p: PipelineRecord) => (p.source === "merge_request_event" ? 0 : 1);
-  return [...forMergeRequest, ...forBranch]
-    .filter((p) => p.sha === mr.sha)
-    .sort((a, b) => rank(a) - rank(b) || b.id - a.id)[0];
+  return [...forMergeRequest, ...forBranch].sort((a, b) => rank(a) - rank(b) || b.id - a.id)[0];
 }

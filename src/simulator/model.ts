@@ -91,6 +91,11 @@ export interface SimCommit {
   readonly message: string;
   readonly authorId: number;
   readonly createdAt: string;
+  /**
+   * Files this commit wrote (`null`: deleted), for the repository files API and the push hook's
+   * `added`/`modified`/`removed`. Other contents are not modelled.
+   */
+  readonly files?: Readonly<Record<string, string | null>>;
 }
 
 export interface SimBranch {

@@ -5,6 +5,7 @@
  *
  * Timestamps use GitLab's hook format (`2015-05-17 18:21:36 UTC`); commit timestamps are ISO 8601.
  */
+import { fileAt } from "./git.js";
 import { BLANK_SHA, type SimCommit } from "./model.js";
 import { detailedStatus } from "./pipeline-status.js";
 import type { MergeRequestRecord, NoteRecord, PipelineRecord, ProjectRecord, SimState, UserRecord } from "./state.js";
@@ -94,8 +95,28 @@ export function commitHookAttrs(
     url: `${project.webUrl}/-/commit/${commit.id}`,
     author: { name: author?.name ?? "unknown", email: "[REDACTED]" },
   };
-  if (o.files) Object.assign(attrs, { added: [], modified: ["README.md"], removed: [] });
+  if (o.files) Object.assign(attrs, commitFileLists(project, commit));
   return attrs;
+}
+
+/**
+ * `added`/`modified`/`removed` of a commit in a push hook (`Commit#hook_attrs` with `with_changed_files`,
+ * `Commit#repo_changes` in app/models/commit.rb: the diff against the parent, a deleted file `removed`, a new or
+ * renamed one `added`, any other `modified`): the files the commit wrote, sorted by whether the parent had them. A commit that
+ * wrote no modelled file reports `README.md` modified, as before files were modelled.
+ */
+function commitFileLists(project: ProjectRecord, commit: SimCommit): Json {
+  if (!commit.files) return { added: [], modified: ["README.md"], removed: [] };
+  const parent = commit.parentIds[0];
+  const lists = { added: [] as string[], modified: [] as string[], removed: [] as string[] };
+  for (const [path, contents] of Object.entries(commit.files)) {
+    const before = parent === undefined ? undefined : fileAt(project, parent, path);
+    if (contents === null) {
+      if (before !== undefined) lists.removed.push(path);
+    } else if (before === undefined) lists.added.push(path);
+    else lists.modified.push(path);
+  }
+  return lists;
 }
 
 /** `Label#hook_attrs` */

@@ -22,6 +22,8 @@ export interface PushInput {
   message?: string;
   fromSha?: string;
   force?: boolean;
+  /** Files the commit writes (`null` deletes one). */
+  files?: Readonly<Record<string, string | null>>;
 }
 
 /** One new commit on `branch` (created if missing), as `git push` would do it. */
@@ -44,6 +46,7 @@ export function push(
     parentIds: parent === undefined ? [] : [parent],
     message: o.message ?? `Update ${branch}`,
     authorId: o.userId,
+    ...(o.files ? { files: o.files } : {}),
   });
   const refusal =
     head === undefined

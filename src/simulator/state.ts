@@ -24,6 +24,7 @@ import type {
   SimStatusCheckResponse,
   SimUser,
 } from "./model.js";
+import { pipelineById } from "./pipeline-index.js";
 import { SimError } from "./sim-error.js";
 
 export type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -241,7 +242,7 @@ export class SimState {
   }
 
   pipeline(projectId: number, pipelineId: number): PipelineRecord {
-    const p = this.project(projectId).pipelines.find((x) => x.id === pipelineId);
+    const p = pipelineById(this.project(projectId).pipelines, pipelineId);
     if (!p) throw new SimError("not_found", "404 Not found");
     return p;
   }

@@ -38,6 +38,11 @@ export const UNRESOLVED_RETRY_MS = 10 * 60_000;
 export interface CommittersDeps {
   port: Pick<GitLabPort, "findUserByUsername" | "effectiveAccessLevel" | "groupAccessLevel">;
   config: TrustConfig;
+  /**
+   * The settings for one project (policy.ts: the server's with the project's policy file over them); absent: `config`
+   * for every project.
+   */
+  configFor?: (projectId: number) => Promise<TrustConfig>;
   store: Pick<TrustStore, "cachedRefusal" | "cacheRefusal">;
   logger: Logger;
   /** Clock in ms (tests). */
@@ -53,6 +58,7 @@ interface ListedName {
 export class Committers {
   private readonly port: CommittersDeps["port"];
   private readonly config: TrustConfig;
+  private readonly configFor: ((projectId: number) => Promise<TrustConfig>) | undefined;
   private readonly store: CommittersDeps["store"];
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -66,26 +72,51 @@ export class Committers {
   constructor(deps: CommittersDeps) {
     this.port = deps.port;
     this.config = deps.config;
+    this.configFor = deps.configFor;
     this.store = deps.store;
     this.logger = deps.logger;
     this.now = deps.now ?? Date.now;
-    for (const entry of deps.config.committer_users) {
+    this.register(deps.config.committer_users);
+  }
+
+  /** Adds listed ids and names not known yet (a project's policy lists its own); known names keep their look-up. */
+  private register(entries: TrustConfig["committer_users"]): void {
+    for (const entry of entries) {
       if (typeof entry === "number") this.listedIds.add(entry);
-      else this.names.set(entry.replace(/^@/, "").toLowerCase(), { triedAt: Number.NEGATIVE_INFINITY });
+      else {
+        const name = entry.replace(/^@/, "").toLowerCase();
+        if (!this.names.has(name)) this.names.set(name, { triedAt: Number.NEGATIVE_INFINITY });
+      }
     }
+  }
+
+  /** Whether `userId` is one of `entries` (by id, or by a name resolved to that id). */
+  private async listed(entries: TrustConfig["committer_users"], userId: number): Promise<boolean> {
+    if (entries.length === 0) return false;
+    this.register(entries);
+    await this.resolvedIds();
+    // This list's entries only: names another project's policy resolved must not make a committer here.
+    return entries.some((e) =>
+      typeof e === "number" ? e === userId : this.names.get(e.replace(/^@/, "").toLowerCase())?.id === userId,
+    );
   }
 
   /** Whether `user` is a committer in `projectId`, and why (the reason goes into the reply and the log). */
   async authorize(projectId: number, user: Pick<User, "id" | "username">): Promise<Authorization> {
     const cached = await this.store.cachedRefusal(projectId, user.id);
     if (cached !== undefined) return { committer: false, reason: cached };
+    const config = this.configFor ? await this.configFor(projectId) : this.config;
     const facts: CommitterFacts = { username: user.username };
-    for (let need = factsNeeded(facts, this.config); need !== "none"; need = factsNeeded(facts, this.config)) {
-      if (need === "listed") facts.listed = (await this.resolvedIds()).has(user.id);
+    for (let need = factsNeeded(facts, config); need !== "none"; need = factsNeeded(facts, config)) {
+      if (need === "listed") facts.listed = await this.listed(config.committer_users, user.id);
       else if (need === "accessLevel") facts.accessLevel = await this.port.effectiveAccessLevel(projectId, user.id);
-      else facts.groupLevels = await this.groupLevels(user.id);
+      else facts.groupLevels = await this.groupLevels(user.id, config);
     }
-    const result = authorize(facts, this.config);
+    let result = authorize(facts, config);
+    if (facts.listed && config !== this.config && !(await this.listed(this.config.committer_users, user.id))) {
+      // Listed by the project's policy file, not by the server's `trust.committer_users`: the reason says which.
+      result = { ...result, reason: result.reason.replace("trust.committer_users", "the project's policy file") };
+    }
     if (!result.committer) {
       await this.store.cacheRefusal(projectId, user.id, result.reason, REFUSAL_CACHE_SECONDS);
     }
@@ -128,12 +159,12 @@ export class Committers {
   }
 
   /** The user's level in the committer groups, in configuration order, up to the first that is enough. */
-  private async groupLevels(userId: number): Promise<NonNullable<CommitterFacts["groupLevels"]>> {
+  private async groupLevels(userId: number, config: TrustConfig): Promise<NonNullable<CommitterFacts["groupLevels"]>> {
     const levels: NonNullable<CommitterFacts["groupLevels"]> = [];
-    for (const group of this.config.committer_groups) {
+    for (const group of config.committer_groups) {
       const level = await this.port.groupAccessLevel(group, userId);
       levels.push({ group, level });
-      if (groupLevelSuffices(level, this.config)) break;
+      if (groupLevelSuffices(level, config)) break;
     }
     return levels;
   }

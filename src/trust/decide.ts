@@ -28,6 +28,7 @@ export type DecideConfig = Pick<
   | "cancel_stale_pipelines"
   | "committer_branch_label"
   | "welcome_first_time_contributors"
+  | "welcome_text"
   | "require_sha"
   | "approve"
   | "external_status_check"

@@ -53,6 +53,8 @@ export interface Observed {
    * found at a `/trust`'s SHA is that grant, not a hand-made branch; one found gone after an `/untrust` is that revoke.
    */
   intent?: CommandIntent;
+  /** Why the project's policy file is not used (policy.ts), for a line in the sticky note. */
+  policyProblem?: string;
   /** GitLab refused the merge decide asked for in this pass (`merge` action): why, for the reply and the note. */
   mergeRefusal?: { sha: string; by: string; reason: "sha" | "not_mergeable" | "not_allowed"; message: string };
 }

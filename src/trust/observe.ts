@@ -3,16 +3,18 @@
  *
  * Always: the MR itself (`GET .../merge_requests/:iid`), because every event is only a hint that it changed.
  * The rest comes from the MR cache unless the cache is cold or a hint says it changed:
- * - the sticky note (and its trust record) is listed only on a cold cache or a sweep;
- * - the trusted branch is read only when a push to it came from someone other than the bot, or on a sweep; in
- *   between, the record of what the bot last wrote is what the branch is;
+ * - the sticky note (and its trust record) is listed only on a cold cache or a full look (the sweep's);
+ * - the trusted branch is read only when a push to it came from someone other than the bot, on a full look, or on
+ *   a cold cache unless the sweep's branch list just confirmed the record; in between, the record of what the bot
+ *   last wrote is what the branch is;
  * - the trusted pipeline is read when an event reports a status the record does not have, or while the record
  *   says it is still running (one call: the jobs list carries the pipeline's status), plus, once it failed, its
  *   trigger jobs (not in the jobs list) and the test report; the pipelines on the trusted branch are listed only
  *   when one the record does not know shows up;
  * - the committer-branch check and the first-time-contributor check are read once per MR; the trusted branch name
  *   needs no read at all (the naming rule gives it from the MR alone).
- * A sweep sets the "full" hint, so every MR is periodically read from scratch: caches and lost events heal.
+ * The sweep (sweep.ts) sets the "full" hint where a list page disagrees with the cache, and for its rota, so every
+ * open MR is periodically read from scratch: caches and lost events heal.
  */
 import type { GitLabPort, PipelineJob, PipelineStatus, User } from "../gitlab/port.js";
 import type { Authorization } from "./authorize.js";
@@ -43,7 +45,10 @@ export async function observe(
   const { port, config } = ctx;
   const mr = await port.getMergeRequest(key.projectId, key.mrIid);
   if (!mr) return undefined;
-  const full = hints.full || !cache || cache.sourceBranch !== mr.sourceBranch;
+  // Cold: nothing cached for this MR (or for another source branch): the note and the committer-branch check are
+  // read again. Full (a sweep's rota, or its finding that GitLab disagrees with the cache): everything is.
+  const cold = !cache || cache.sourceBranch !== mr.sourceBranch;
+  const full = hints.full || cold;
   const base = { now: ctx.now, bot: ctx.bot, mr };
 
   const sameProject = mr.sourceProjectId === mr.projectId;
@@ -80,7 +85,10 @@ export async function observe(
       : undefined;
 
   let branch: Observed["branch"] = { sha: state.branchSha ?? null, fresh: false };
-  if (full || hints.branch) {
+  // On a cold cache the branch is read again, unless the sweep's branch list just said the same as the record
+  // (`hints.listedBranch`): the list confirms the record, it never replaces a read that could disagree.
+  const confirmed = cold && !hints.full && hints.listedBranch !== undefined && hints.listedBranch === branch.sha;
+  if ((full && !confirmed) || hints.branch) {
     branch = { sha: (await port.getBranch(mr.projectId, branchName))?.sha ?? null, fresh: true };
   }
   // A hand-pushed trusted branch becomes a grant only if its pusher is a committer (decide.ts), so ask now.

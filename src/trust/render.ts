@@ -9,7 +9,7 @@ import type { MergeRequest } from "../gitlab/port.js";
 import type { Observed } from "./model.js";
 import { encodeState, type StickyState } from "./state.js";
 
-export type RenderConfig = Pick<Config["trust"], "welcome_first_time_contributors">;
+export type RenderConfig = Pick<Config["trust"], "welcome_first_time_contributors" | "welcome_text">;
 
 export function shortSha(sha: string): string {
   return sha.slice(0, 8);
@@ -61,7 +61,11 @@ export function helpText(): string {
   ].join("\n");
 }
 
-export function renderNote(state: StickyState, o: Pick<Observed, "mr">, config: RenderConfig): string {
+export function renderNote(
+  state: StickyState,
+  o: Pick<Observed, "mr"> & { policyProblem?: string | undefined },
+  config: RenderConfig,
+): string {
   const { mr } = o;
   const lines: string[] = [encodeState(state), "#### Trusted pipeline", ""];
   // A null source project is a fork that was deleted since (GitLab nullifies the MR's `source_project_id`).
@@ -79,8 +83,22 @@ export function renderNote(state: StickyState, o: Pick<Observed, "mr">, config: 
     return lines.join("\n");
   }
 
+  if (o.policyProblem !== undefined) {
+    // Built from key names and fixed words (policy.ts), escaped all the same: it never quotes the file.
+    lines.push(
+      `The project policy ${code(".gitlab/trusted-mr-bot.yml")} is not used: ${escapeText(o.policyProblem)}. The server's settings apply.`,
+      "",
+    );
+  }
+
   if (state.firstTime && config.welcome_first_time_contributors) {
-    lines.push(`Welcome, @${mr.author.username}, and thank you for your first contribution here!`, "");
+    // A project's own welcome is text, never Markdown: no mention, link or HTML comes out of it.
+    lines.push(
+      config.welcome_text !== undefined
+        ? `@${mr.author.username}: ${escapeText(config.welcome_text)}`
+        : `Welcome, @${mr.author.username}, and thank you for your first contribution here!`,
+      "",
+    );
   }
 
   const grant = state.grant;

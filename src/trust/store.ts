@@ -24,6 +24,20 @@ export interface MrCache {
   committerBranch: boolean;
   /** The source branch the cache was written for (a changed source branch invalidates it). */
   sourceBranch: string;
+  /**
+   * GitLab's last answer about the MR as the last pass read it: what the incremental sweep (sweep.ts) compares a
+   * list page with. The trusted branch and the pipeline are what the note records (`noteBody`).
+   */
+  seen?: SeenMergeRequest;
+  /** When (ms, the bot's clock) a pass last read everything about the MR (a "full" pass); the sweep's rota. */
+  verifiedAt?: number;
+}
+
+/** What GitLab said about an MR, as far as the sweep compares it. */
+export interface SeenMergeRequest {
+  head: string;
+  state: string;
+  updatedAt: string;
 }
 
 export interface Hints {
@@ -36,6 +50,8 @@ export interface Hints {
    * (pipeline, status), so events that arrive out of order or pile up before a reconcile all count.
    */
   pipelines: PipelineHint[];
+  /** What the sweep's branch list said the trusted branch is (`hintListedBranch`): confirms a cold record. */
+  listedBranch?: string | null;
   /** Raw fields as read, for the compare-and-delete in {@link TrustStore.endPass}. */
   raw: Record<string, string>;
 }
@@ -57,7 +73,11 @@ export interface PipelineHint {
   status: string;
 }
 
-const CACHE_TTL_SECONDS = 24 * 3600;
+/**
+ * MR caches outlive the sweep's slowest rota (`sweep.verify_interval_seconds`, default 2 days): an MR whose cache
+ * expired costs the sweep a cold look. Open MRs are kept warm by every pass; a closed one's cache simply expires.
+ */
+const CACHE_TTL_SECONDS = 8 * 24 * 3600;
 /** A command intent outlives any retry of its command (retries back off to minutes, outages last hours). */
 const INTENT_TTL_SECONDS = 24 * 3600;
 const PENDING_TTL_SECONDS = 7 * 24 * 3600;
@@ -135,14 +155,17 @@ export class TrustStore {
   }
 
   async getMrCache(mr: MrKey): Promise<MrCache | undefined> {
-    const raw = await this.redis.get(this.key("mr", mr.projectId, mr.mrIid));
-    if (!raw) return undefined;
-    try {
-      const parsed = JSON.parse(raw) as MrCache;
-      return typeof parsed.sourceBranch === "string" ? parsed : undefined;
-    } catch {
-      return undefined;
+    return parseMrCache(await this.redis.get(this.key("mr", mr.projectId, mr.mrIid)));
+  }
+
+  /** The caches of many MRs in one round trip per 500 (the sweep); `undefined` where there is none. */
+  async getMrCaches(mrs: readonly MrKey[]): Promise<Array<MrCache | undefined>> {
+    const out: Array<MrCache | undefined> = [];
+    for (let i = 0; i < mrs.length; i += 500) {
+      const keys = mrs.slice(i, i + 500).map((mr) => this.key("mr", mr.projectId, mr.mrIid));
+      for (const raw of await this.redis.mget(...keys)) out.push(parseMrCache(raw));
     }
+    return out;
   }
 
   async putMrCache(mr: MrKey, cache: MrCache): Promise<void> {
@@ -235,6 +258,40 @@ export class TrustStore {
     const user = await load();
     await this.redis.set(key, JSON.stringify(user), "EX", BOT_TTL_SECONDS);
     return user;
+  }
+
+  // ---- the sweep (sweep.ts) ----
+
+  /**
+   * What the sweep's branch list said about the MR's trusted branch (its SHA, `null`: no such branch), for a pass
+   * with a cold cache: where it agrees with the note's record, the record is confirmed without reading the branch
+   * again; where it does not, the pass reads the branch. Never taken as the branch's state on its own.
+   */
+  async hintListedBranch(mr: MrKey, sha: string | null): Promise<void> {
+    await this.hint(mr, "listed", JSON.stringify({ sha, n: randomUUID() }));
+  }
+
+  /**
+   * Claims the sweep for `ttlMs` (one pass at a time, across processes); the token to release it, or `undefined`
+   * while another pass holds it.
+   */
+  async claimSweep(ttlMs: number): Promise<string | undefined> {
+    const token = randomUUID();
+    const ok = await this.redis.set(this.key("sweep", "running"), token, "PX", ttlMs, "NX");
+    return ok === "OK" ? token : undefined;
+  }
+
+  async releaseSweep(token: string): Promise<void> {
+    await this.redis.eval(DELETE_IF_EQUAL, 1, this.key("sweep", "running"), token);
+  }
+
+  /** When the last completed sweep pass of the project started (ISO), if one did within the cache's lifetime. */
+  async lastSweep(projectId: number): Promise<string | undefined> {
+    return (await this.redis.get(this.key("sweep", "last", projectId))) ?? undefined;
+  }
+
+  async putLastSweep(projectId: number, startedAt: string): Promise<void> {
+    await this.redis.set(this.key("sweep", "last", projectId), startedAt, "EX", CACHE_TTL_SECONDS);
   }
 
   /** When the sweep first saw `branch` without an MR; set now if unknown. */
@@ -355,7 +412,11 @@ export class TrustStore {
     if (actions.length === 0) return;
     const key = this.pendingKey(mr);
     const fields = actions.flatMap((a) => [a.key, JSON.stringify(a.action)]);
-    await this.redis.multi().hset(key, ...fields).expire(key, PENDING_TTL_SECONDS).exec();
+    await this.redis
+      .multi()
+      .hset(key, ...fields)
+      .expire(key, PENDING_TTL_SECONDS)
+      .exec();
   }
 
   /** Every pending action of the MR, by key. */
@@ -380,6 +441,16 @@ export class TrustStore {
   }
 }
 
+function parseMrCache(raw: string | null | undefined): MrCache | undefined {
+  if (!raw) return undefined;
+  try {
+    const parsed = JSON.parse(raw) as MrCache;
+    return typeof parsed.sourceBranch === "string" ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A flat `[field, value, ...]` reply as an object. */
 function pairs(reply: unknown): Record<string, string> {
   const flat = reply as string[];
@@ -396,6 +467,10 @@ function parseHints(raw: Record<string, string>): Hints {
       if (field === "branch") {
         const { pusher } = JSON.parse(value) as { pusher?: unknown };
         hints.branch = isUser(pusher) ? { pusher: { id: pusher.id, username: pusher.username } } : {};
+      } else if (field === "listed") {
+        const { sha } = JSON.parse(value) as { sha: unknown };
+        if (sha !== null && !(typeof sha === "string" && /^[0-9a-f]{40}$/.test(sha))) throw new Error("malformed");
+        hints.listedBranch = sha;
       } else if (field.startsWith("pipeline:")) {
         const { status } = JSON.parse(value) as { status: string };
         const id = Number(field.split(":")[1]);

@@ -1,23 +1,42 @@
 /**
- * The sweep: heals whatever events were missed (GitLab does not retry failed deliveries, FACTS.md).
+ * The sweep: heals whatever events were missed (GitLab does not retry failed deliveries, FACTS.md), at the cost of
+ * list pages, not of a read per MR.
  *
- * For every project it covers (`sweep.projects`, or every project in `scope` where the bot is a Maintainer):
- * - every open MR gets a full reconcile (the "full" hint makes observe read the note, the trusted branch and its
- *   pipelines again instead of trusting caches);
- * - every trusted branch that no open MR owns is deleted once the MR its name gives (`parseTrustedBranchName`) has
- *   been merged or closed for `sweep.grace_seconds`, or, when its name gives no existing MR, once the sweep has seen
- *   it orphaned for that long; the MR is then reconciled so its sticky comment says so. Only names under the
- *   trusted prefix are ever listed, so nothing else is ever deleted.
+ * One pass at a time (a Redis claim across processes). For every project it covers (`sweep.projects`, or every
+ * project in `scope` where the bot is a Maintainer) it reads, 100 per page:
+ * - the open MRs, the trusted branches (`search=^<prefix>`) and, after its first pass, the MRs closed or merged
+ *   since the previous pass started (`updated_after`: a close or merge whose webhook was lost);
+ * and compares them with the bot's cache of GitLab's last answer per MR (store.ts `MrCache`: the head, state and
+ * update time the last pass read, and the note's record of the trusted branch and its pipeline), the way an
+ * informer resyncs. Only these MRs are reconciled:
+ * - nothing cached (a cold cache): the note is read again; the branch list's answer goes along as a hint, so a
+ *   record it confirms needs no branch read (`hintListedBranch`);
+ * - the head, the state or the source branch differ from what the last pass saw;
+ * - the trusted branch differs from the record (moved or deleted by hand, or made without the bot): a full look;
+ * - the recorded trusted pipeline is still running (its end may have been missed);
+ * - the rota: of the MRs not verified within `sweep.verify_interval_seconds` (or never), at most
+ *   `ceil(N × interval_seconds / verify_interval_seconds)` per pass, those verified longest ago first, get a full look
+ *   (every read again): every open MR is verified about once per interval, and the cost is spread over the passes
+ *   instead of bursting (after a cold start too, when no MR has been verified yet).
+ * Every trusted branch that no open MR owns is deleted once the MR its name gives (`parseTrustedBranchName`) has
+ * been merged or closed for `sweep.grace_seconds`, or, when its name gives no existing MR, once the sweep has seen
+ * it orphaned for that long; the MR is then reconciled so its sticky comment says so. Only names under the trusted
+ * prefix are ever listed, so nothing else is ever deleted.
+ *
+ * Reconciles go through the queue at the sweep's priority (commands first) and are coalesced per MR, so a pass
+ * whose reconciles are still queued when the next one starts costs nothing twice.
  * A project, MR or branch that fails is logged and counted and the pass goes on (`SweepFailures`).
  */
 import type { Config } from "../config/config.js";
 import { PermanentError, RateLimitedError } from "../errors.js";
 import type { Branch, GitLabPort, MergeRequest, Project } from "../gitlab/port.js";
-import type { JobContext, SweepJob } from "../queue/jobs.js";
+import type { JobContext, MrKey, SweepJob } from "../queue/jobs.js";
 import { isServed } from "../receiver/route-event.js";
 import type { AuditLog } from "./audit.js";
 import { parseTrustedBranchName, trustedBranchName } from "./decide.js";
-import type { TrustStore } from "./store.js";
+import { isActive } from "./model.js";
+import { decodeState } from "./state.js";
+import type { MrCache, TrustStore } from "./store.js";
 
 export interface SweepDeps {
   port: GitLabPort;
@@ -25,41 +44,185 @@ export interface SweepDeps {
   store: TrustStore;
   audit: AuditLog;
   now: () => Date;
+  /** Reads the project's policy file again (policy.ts); called once per project per pass. */
+  refreshPolicy?: (projectId: number) => Promise<void>;
 }
 
 /** The bot must be at least Maintainer where it sweeps: it deletes protected branches. */
 const SWEEP_MIN_ACCESS_LEVEL = 40;
 
-export async function runSweep(deps: SweepDeps, job: SweepJob, ctx: JobContext): Promise<void> {
-  const { port } = deps;
-  const failures = new SweepFailures(ctx);
-  const projects = await sweepProjects(deps, ctx, failures);
-  let reconciles = 0;
-  let deleted = 0;
-  for (const project of projects) {
-    let open: MergeRequest[];
-    try {
-      open = await port.listOpenMergeRequests(project.id);
-    } catch (error) {
-      // Without the open MRs, no trusted branch of the project is known to be unowned: skip its branches too.
-      failures.add(error, { projectId: project.id }, "could not list the project's open merge requests");
-      continue;
-    }
-    for (const mr of open) {
-      const key = { projectId: project.id, mrIid: mr.iid };
-      try {
-        await deps.store.hintFull(key);
-        await ctx.enqueueReconcile(key, `sweep:${job.reason}`);
-        reconciles++;
-      } catch (error) {
-        failures.add(error, { projectId: project.id, mrIid: mr.iid }, "could not queue the merge request's reconcile");
-      }
-    }
-    deleted += await sweepBranches(deps, project, open, ctx, failures);
+/**
+ * How far before the previous pass's start the "updated since" list reaches back: the pass reads GitLab's times
+ * against the bot's clock, and an MR updated while the previous pass was listing must not fall between two passes.
+ */
+const UPDATED_AFTER_MARGIN_MS = 10 * 60 * 1000;
+
+/** The pass interval the rota assumes when passes are not periodic (the `sweep` subcommand, from cron). */
+const DEFAULT_PASS_SECONDS = 900;
+
+/** Why the sweep reconciles an MR (logged, counted). */
+export type SweepReason = "cold" | "moved" | "branch" | "running" | "rota" | "closed";
+
+export interface SweepSummary {
+  projects: number;
+  reconciles: Partial<Record<SweepReason, number>>;
+  deleted: number;
+  failed: number;
+}
+
+export async function runSweep(deps: SweepDeps, job: SweepJob, ctx: JobContext): Promise<SweepSummary | undefined> {
+  const { store, config } = deps;
+  // Held while this pass lists and compares; it expires by itself if the process dies.
+  const claim = await store.claimSweep(Math.max(config.sweep.interval_seconds, 600) * 1000);
+  if (!claim) {
+    ctx.log.info({ reason: job.reason }, "a sweep pass is running already; this one is skipped");
+    return undefined;
   }
-  const summary = { projects: projects.length, reconciles, deleted, failed: failures.count };
-  if (failures.count > 0) ctx.log.error(summary, "sweep done; some projects, merge requests or branches failed");
-  else ctx.log.info(summary, "sweep done");
+  try {
+    const failures = new SweepFailures(ctx);
+    const projects = await sweepProjects(deps, ctx, failures);
+    const summary: SweepSummary = { projects: projects.length, reconciles: {}, deleted: 0, failed: 0 };
+    for (const project of projects) await sweepProject(deps, project, job, ctx, failures, summary);
+    summary.failed = failures.count;
+    if (failures.count > 0) ctx.log.error(summary, "sweep done; some projects, merge requests or branches failed");
+    else ctx.log.info(summary, "sweep done");
+    return summary;
+  } finally {
+    await store.releaseSweep(claim).catch(() => undefined);
+  }
+}
+
+async function sweepProject(
+  deps: SweepDeps,
+  project: Project,
+  job: SweepJob,
+  ctx: JobContext,
+  failures: SweepFailures,
+  summary: SweepSummary,
+): Promise<void> {
+  const { port, store, config } = deps;
+  const prefix = config.trust.branch_prefix;
+  const startedAt = deps.now();
+  if (deps.refreshPolicy) {
+    await deps
+      .refreshPolicy(project.id)
+      .catch((e) => failures.add(e, { projectId: project.id }, "could not read the project's policy"));
+  }
+  const previous = await store.lastSweep(project.id);
+  const [open, branches, updated] = await Promise.all([
+    port.listOpenMergeRequests(project.id).catch((e: unknown) => {
+      failures.add(e, { projectId: project.id }, "could not list the project's open merge requests");
+      return undefined;
+    }),
+    port.listBranches(project.id, prefix).catch((e: unknown) => {
+      failures.add(e, { projectId: project.id }, "could not list the project's trusted branches");
+      return undefined;
+    }),
+    previous === undefined
+      ? Promise.resolve([])
+      : recentlyEnded(port, project.id, new Date(Date.parse(previous) - UPDATED_AFTER_MARGIN_MS).toISOString()).catch(
+          (e: unknown) => {
+            failures.add(e, { projectId: project.id }, "could not list the project's recently updated merge requests");
+            return undefined;
+          },
+        ),
+  ]);
+  // Without the open MRs, no trusted branch of the project is known to be unowned, and no MR can be compared.
+  if (!open) return;
+  const listed = branches ? new Map(branches.map((b) => [b.name, b.sha])) : undefined;
+
+  const reconcile = async (mr: MergeRequest, reason: SweepReason, hint?: (key: MrKey) => Promise<void>) => {
+    const key = { projectId: project.id, mrIid: mr.iid };
+    try {
+      await hint?.(key);
+      await ctx.enqueueReconcile(key, `sweep:${job.reason}:${reason}`);
+      summary.reconciles[reason] = (summary.reconciles[reason] ?? 0) + 1;
+    } catch (error) {
+      failures.add(error, key, "could not queue the merge request's reconcile");
+    }
+  };
+
+  const caches = await store.getMrCaches(open.map((mr) => ({ projectId: project.id, mrIid: mr.iid })));
+  const rota: Array<{ mr: MergeRequest; verifiedAt: number }> = [];
+  for (const [i, mr] of open.entries()) {
+    const cache = caches[i];
+    const name = trustedBranchName(prefix, mr);
+    const listedSha = listed ? (listed.get(name) ?? null) : undefined;
+    const reason = compare(mr, cache, name, listedSha);
+    if (reason === "cold") {
+      await reconcile(mr, reason, listedSha === undefined ? undefined : (k) => store.hintListedBranch(k, listedSha));
+    } else if (reason === "branch") {
+      await reconcile(mr, reason, (k) => store.hintFull(k));
+    } else if (reason !== undefined) {
+      await reconcile(mr, reason);
+    } else {
+      rota.push({ mr, verifiedAt: cache?.verifiedAt ?? 0 });
+    }
+  }
+  // The rota: a steady share of the project's open MRs per pass, those verified longest ago first.
+  // Without a periodic sweep (`interval_seconds: 0`, passes run by the `sweep` subcommand), one every 15 min is assumed.
+  const every = config.sweep.interval_seconds > 0 ? config.sweep.interval_seconds : DEFAULT_PASS_SECONDS;
+  const verifyMs = config.sweep.verify_interval_seconds * 1000;
+  const share = Math.ceil((open.length * every * 1000) / verifyMs);
+  const dueBefore = startedAt.getTime() - verifyMs;
+  const due = rota.filter((r) => r.verifiedAt <= dueBefore).sort((a, b) => a.verifiedAt - b.verifiedAt);
+  for (const { mr } of due.slice(0, share)) await reconcile(mr, "rota", (k) => store.hintFull(k));
+
+  // MRs closed or merged with the event lost: the cache still says what the last pass saw.
+  const openIids = new Set(open.map((mr) => mr.iid));
+  /** Trusted branches of the MRs reconciled as closed: their reconcile decides, the next pass cleans up. */
+  const closing = new Set<string>();
+  const gone = (updated ?? []).filter((mr) => mr.state !== "opened" && !openIids.has(mr.iid));
+  const goneCaches = await store.getMrCaches(gone.map((mr) => ({ projectId: project.id, mrIid: mr.iid })));
+  for (const [i, mr] of gone.entries()) {
+    const cache = goneCaches[i];
+    const recorded = cache ? decodeState(cache.noteBody ?? undefined).pipeline : undefined;
+    if (cache && (cache.seen?.state !== mr.state || (recorded && isActive(recorded.status)))) {
+      // A full look: the reconcile deletes the trusted branch it owns, which the record alone may not show.
+      await reconcile(mr, "closed", (k) => store.hintFull(k));
+      closing.add(trustedBranchName(prefix, mr));
+    }
+  }
+
+  if (branches) {
+    const left = branches.filter((b) => !closing.has(b.name));
+    summary.deleted += await sweepBranches(deps, project, open, left, ctx, failures);
+  }
+  // The next pass lists what changed since this one started (only once this one got its lists).
+  if (updated) await store.putLastSweep(project.id, startedAt.toISOString()).catch(() => undefined);
+}
+
+/**
+ * The MRs closed or merged (or updated while so) since `since`: two lists, so the open MRs updated meanwhile, which
+ * the open list has already, are not paged through again.
+ */
+async function recentlyEnded(port: GitLabPort, projectId: number, since: string): Promise<MergeRequest[]> {
+  const [closed, merged] = await Promise.all([
+    port.listMergeRequests(projectId, { state: "closed", updatedAfter: since }),
+    port.listMergeRequests(projectId, { state: "merged", updatedAfter: since }),
+  ]);
+  return [...closed, ...merged];
+}
+
+/**
+ * Why an open MR needs a reconcile, comparing GitLab's list answer with the cache; `undefined` when they agree.
+ * `listedSha`: the trusted branch's SHA per the branch list, `null` when the list has no such branch, `undefined`
+ * when the list could not be read.
+ */
+export function compare(
+  mr: MergeRequest,
+  cache: MrCache | undefined,
+  branchName: string,
+  listedSha: string | null | undefined,
+): SweepReason | undefined {
+  if (!cache || cache.sourceBranch !== mr.sourceBranch) return "cold";
+  if (cache.seen?.head !== mr.sha || cache.seen.state !== mr.state) return "moved";
+  const record = decodeState(cache.noteBody ?? undefined, { branch: branchName });
+  // A committer branch has no trusted branch; a trusted branch that appeared for it is decided by a full look.
+  const recordedSha = cache.committerBranch ? null : (record.branchSha ?? null);
+  if (listedSha !== undefined && listedSha !== recordedSha) return "branch";
+  if (record.pipeline && isActive(record.pipeline.status)) return "running";
+  return undefined;
 }
 
 /**
@@ -117,19 +280,12 @@ async function sweepBranches(
   deps: SweepDeps,
   project: Project,
   open: MergeRequest[],
+  branches: Branch[],
   ctx: JobContext,
   failures: SweepFailures,
 ) {
-  const { port, config } = deps;
-  const prefix = config.trust.branch_prefix;
+  const prefix = deps.config.trust.branch_prefix;
   const owned = new Set(open.map((mr) => trustedBranchName(prefix, mr)));
-  let branches: Branch[];
-  try {
-    branches = await port.listBranches(project.id, prefix);
-  } catch (error) {
-    failures.add(error, { projectId: project.id }, "could not list the project's trusted branches");
-    return 0;
-  }
   let deleted = 0;
   for (const branch of branches) {
     try {

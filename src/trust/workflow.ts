@@ -40,6 +40,7 @@ import { decide, parseTrustedBranchName } from "./decide.js";
 import { DEFERRED_ACTIONS, type Observed, type Trigger } from "./model.js";
 import { observe, observePipelines, type PipelineWants, pipelineHintIsNews } from "./observe.js";
 import { type CommandName, type ParsedComment, parseComment } from "./parse-command.js";
+import { Policies } from "./policy.js";
 import { code, escapeText } from "./render.js";
 import { decodeState } from "./state.js";
 import { type CommandIntent, type Hints, hasHints, type MrCache, TrustStore } from "./store.js";
@@ -93,8 +94,16 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
   const audit: AuditLog = createAuditLog(deps.redis, config.redis.prefix, deps.logger);
   const now = deps.now ?? (() => new Date());
   const botUser = (): Promise<User> => store.botUser(() => port.currentUser());
+  /** Each project's settings: the server's, with its policy file on the default branch over them (policy.ts). */
+  const policies = new Policies({ port, config, redis: deps.redis, logger: deps.logger });
   /** Who is a committer: one per process, so `trust.committer_users` names are resolved once. */
-  const committers = new Committers({ port, config: trust, store, logger: deps.logger });
+  const committers = new Committers({
+    port,
+    config: trust,
+    configFor: async (projectId) => (await policies.effective(projectId)).trust,
+    store,
+    logger: deps.logger,
+  });
 
   /**
    * Converges an MR: a pass (observe, decide, apply, record), then a look at the hints that arrived meanwhile.
@@ -150,6 +159,8 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     command?: ParsedCommandJob,
   ): Promise<Observed["state"] | undefined> {
     const bot = await botUser();
+    // The target project's settings (never the source project's: a fork supplies no policy).
+    const { trust, problem: policyProblem } = await policies.effective(key.projectId);
     // A bare `/trust` needs to know when the head became the head and when the comment was written: read in
     // parallel with the MR, they cost no extra round trip.
     const timing = command && isBareTrust(command) ? commentTiming(key, command.job.noteId) : undefined;
@@ -164,6 +175,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       return undefined;
     }
     let o: Observed = intent ? { ...observed, intent } : observed;
+    if (policyProblem !== undefined) o = { ...o, policyProblem };
     let trigger = command ? await commandTrigger(command, o) : undefined;
     if (command && !trigger)
       log.info(
@@ -172,7 +184,9 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       );
     if (trigger && timing) trigger = { ...trigger, headPrecedesComment: headPrecedes(o.mr.sha, await timing) };
     const wants: PipelineWants = {
-      full: hints.full || !cache,
+      // A cold cache reads the note again, not the pipelines: the bot's own record of a finished pipeline stands,
+      // and one recorded as running is read anyway (observe.ts).
+      full: hints.full,
       // `/retest` and `/merge` decide from the trusted pipeline's status: read now, not as last recorded.
       fresh: trigger?.command === "retest" || trigger?.command === "merge",
       hinted: hints.pipelines,
@@ -208,7 +222,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     await store.putPending(key, deferred);
     // What the note now says is cached before the deferred actions run: a retry after one of them failed must see
     // the transition as recorded (and only finish what is pending), not decide it again from a stale note.
-    await remember(key, o);
+    await remember(key, o, hints.full ? now().getTime() : cache?.verifiedAt);
     await completePending(port, audit, store, key, (await store.pending(key)) as PendingAction[]);
     return o.state;
   }
@@ -248,12 +262,15 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
   }
 
   /** Caches what this pass saw and wrote, for the next pass of the same MR and for mapping branches to MRs. */
-  async function remember(key: MrKey, o: Observed): Promise<void> {
+  async function remember(key: MrKey, o: Observed, verifiedAt: number | undefined): Promise<void> {
     await store.putMrCache(key, {
       noteId: o.note?.id ?? null,
       noteBody: o.note?.body ?? null,
       committerBranch: o.committerBranch,
       sourceBranch: o.mr.sourceBranch,
+      // As read at the start of the pass: a change since then shows up on the sweep's next list page.
+      seen: { head: o.mr.sha, state: o.mr.state, updatedAt: o.mr.updatedAt },
+      ...(verifiedAt !== undefined ? { verifiedAt } : {}),
     });
     // The note now says what became of the grant written ahead (carried out, superseded or refused): done with it.
     const intent = await store.intent(key);
@@ -385,6 +402,11 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     },
 
     async push(job: PushJob, ctx: JobContext) {
+      // The push only says when to look: the policy is read from the default branch the API names (policy.ts).
+      if (job.policyFile && policies.enabled) {
+        await policies.refresh(job.projectId);
+        ctx.log.info({ projectId: job.projectId }, "project policy read again after a push that touched it");
+      }
       if (!job.branch.startsWith(trust.branch_prefix)) return;
       const bot = await botUser();
       if (job.userId === bot.id) return; // the bot's own grant, move or revoke: already recorded
@@ -415,7 +437,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     },
 
     async sweep(job: SweepJob, ctx: JobContext) {
-      await runSweep({ port, config, store, audit, now }, job, ctx);
+      await runSweep({ port, config, store, audit, now, refreshPolicy: (id) => policies.refresh(id) }, job, ctx);
     },
 
     async close() {

@@ -164,6 +164,54 @@ const cases: Array<{ name: string; event: string | undefined; payload: unknown; 
           before: "95790bf891e76fee5e1747ab589903a6a1f80f22",
           after: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
           userId: 4,
+          // GitLab's example lists 2 of its 4 commits (`total_commits_count`): the policy file may have changed.
+          policyFile: true,
+        },
+      ],
+    },
+  },
+  {
+    name: "push to the default branch that modifies the policy file: the policy is read again",
+    event: "Push Hook",
+    payload: edited("push", (p) => {
+      Object.assign(p, {
+        total_commits_count: 1,
+        commits: [{ added: [], modified: [".gitlab/trusted-mr-bot.yml"], removed: [] }],
+      });
+    }),
+    expected: {
+      jobs: [
+        {
+          kind: "push",
+          projectId: 15,
+          branch: "master",
+          before: "95790bf891e76fee5e1747ab589903a6a1f80f22",
+          after: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+          userId: 4,
+          policyFile: true,
+        },
+      ],
+    },
+  },
+  {
+    name: "push to another branch that modifies the policy file: nothing to read (only the default branch counts)",
+    event: "Push Hook",
+    payload: edited("push", (p) => {
+      Object.assign(p, {
+        ref: "refs/heads/feature",
+        total_commits_count: 1,
+        commits: [{ added: [".gitlab/trusted-mr-bot.yml"], modified: [], removed: [] }],
+      });
+    }),
+    expected: {
+      jobs: [
+        {
+          kind: "push",
+          projectId: 15,
+          branch: "feature",
+          before: "95790bf891e76fee5e1747ab589903a6a1f80f22",
+          after: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+          userId: 4,
         },
       ],
     },

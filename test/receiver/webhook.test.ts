@@ -16,6 +16,7 @@ import type { Redis } from "../../src/redis.js";
 import { captureLogger } from "../support/capture-logger.js";
 import { deletePrefix, testRedis, uniquePrefix } from "../support/redis.js";
 import { TEST_SECRET, testConfig } from "../support/service-config.js";
+import { waitFor } from "../support/wait.js";
 import { commandNote, examplePayload, postWebhook } from "../support/webhook-client.js";
 
 const SIGNING_TOKEN = `whsec_${Buffer.from("a-signing-key-of-32-bytes-length").toString("base64")}`;
@@ -158,6 +159,21 @@ describe("receiver: queueing and dedupe", () => {
     assert.equal((await storedJobs(service)).length, 1, "the re-delivery stored nothing");
   });
 
+  it("a resent command note is not stored twice: under another delivery id, or after the delivery window", async () => {
+    const { service, url, config } = await receiver({ webhook: { dedup_ttl_seconds: 1 } });
+    const key = randomUUID();
+    const first = await postWebhook(url, commandNote("/trust", 601), { event: "Note Hook", idempotencyKey: key });
+    assert.equal(first.status, 202);
+    const otherId = await postWebhook(url, commandNote("/trust", 601), { event: "Note Hook" });
+    assert.deepEqual([otherId.status, otherId.body], [200, { status: "duplicate" }], "another delivery id");
+    await waitFor("the delivery id to be forgotten", async () => (await redis.exists(deliveryKey(config, key))) === 0);
+    const resent = await postWebhook(url, commandNote("/trust", 601), { event: "Note Hook", idempotencyKey: key });
+    assert.deepEqual([resent.status, resent.body], [200, { status: "duplicate" }], "GitLab's Resend, an hour on");
+    assert.equal((await storedJobs(service)).length, 1, "stored once");
+    const next = await postWebhook(url, commandNote("/trust", 602), { event: "Note Hook", idempotencyKey: key });
+    assert.equal(next.status, 202, "a new note is stored, even under a forgotten delivery id");
+  });
+
   it("without Idempotency-Key, dedupes on a digest of event and body", async () => {
     const { service, url } = await receiver();
     const body = JSON.stringify(commandNote("/trust", 777));
@@ -281,11 +297,13 @@ describe("receiver: Standard-Webhooks signature", () => {
     const id = randomUUID();
     const ts = Math.floor(Date.now() / 1000);
     const oldKey = `whsec_${Buffer.from("an-old-key-that-was-rotated-out!").toString("base64")}`;
-    const both = `${signStandardWebhook(oldKey, id, ts, Buffer.from(body))} ${signStandardWebhook(SIGNING_TOKEN, id, ts, Buffer.from(body))}`;
-    const rotated = await postWebhook(url, body, {
+    // Another note: the same one again would be a duplicate command, whatever its delivery id.
+    const next = JSON.stringify(commandNote("/trust", 12));
+    const both = `${signStandardWebhook(oldKey, id, ts, Buffer.from(next))} ${signStandardWebhook(SIGNING_TOKEN, id, ts, Buffer.from(next))}`;
+    const rotated = await postWebhook(url, next, {
       event: "Note Hook",
       idempotencyKey: id,
-      headers: signed(body, { id, ts, signature: both }),
+      headers: signed(next, { id, ts, signature: both }),
     });
     assert.equal(rotated.status, 202);
   });

@@ -113,9 +113,10 @@ export async function startTrustWorld(options: TrustWorldOptions = {}): Promise<
 
   const prefix = uniquePrefix();
   const config = testConfig(prefix, {
-    gitlab: { url: sim.url, token: bot.token },
     log: { level: options.logLevel ?? "warn" },
     ...options.config,
+    // Other `gitlab` keys (e.g. `rate_limit_per_minute`) merge over the simulator's URL and the bot's token.
+    gitlab: { url: sim.url, token: bot.token, ...options.config?.gitlab },
     sweep: { interval_seconds: 0, grace_seconds: 0, projects: [app.id], ...options.config?.sweep },
   });
   const { logger, lines: logLines } = captureLogger(options.logLevel ?? "warn");

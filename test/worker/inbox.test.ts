@@ -5,7 +5,15 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import type { Redis } from "ioredis";
-import { createInboxStore, deliveryKey, inboxKey, readInbox, startInboxPump } from "../../src/queue/inbox.js";
+import { measureDedupMemory } from "../../bench/dedup-memory.js";
+import {
+  commandKey,
+  createInboxStore,
+  deliveryKey,
+  inboxKey,
+  readInbox,
+  startInboxPump,
+} from "../../src/queue/inbox.js";
 import type { JobData } from "../../src/queue/jobs.js";
 import { type BotQueue, createQueue } from "../../src/queue/queue.js";
 import { captureLogger } from "../support/capture-logger.js";
@@ -34,13 +42,13 @@ function setup() {
   return { config, queue, store: createInboxStore(redis, config), log: captureLogger() };
 }
 
-const command = (noteId: number): JobData => ({
+const command = (noteId: number, action: "create" | "update" = "create"): JobData => ({
   kind: "command",
   projectId: 1,
   mrIid: 2,
   noteId,
   body: "/trust",
-  action: "create",
+  action,
   system: false,
   author: { id: 3, username: "maria" },
 });
@@ -70,6 +78,50 @@ describe("inbox", () => {
     await redis.pexpire(keys[0]!, 1000);
     assert.equal(await store.accept(id, [command(11)]), "duplicate");
     assert.equal((await readInbox(redis, config)).length, 1, "stored once");
+  });
+
+  it("remembers a command note for the command TTL: the same note under another delivery id is a duplicate", async () => {
+    const { config, store } = setup();
+    assert.equal(await store.accept("d1", [command(31)]), "queued");
+    assert.equal(await store.accept("d2", [command(31)]), "duplicate", "another delivery id, the same note");
+    assert.equal(await store.accept("d3", [command(31, "update")]), "queued", "its edit is another job");
+    assert.equal(await store.accept("d4", [command(32)]), "queued", "another note");
+    assert.deepEqual(
+      (await readInbox(redis, config)).map((e) => e.deliveryId),
+      ["d1", "d3", "d4"],
+      "the duplicate stored nothing",
+    );
+    const commandTtl = await redis.pttl(commandKey(config, { projectId: 1, noteId: 31, action: "create" }));
+    assert.ok(commandTtl > (config.webhook.command_dedup_ttl_seconds - 60) * 1000, `note kept ${commandTtl} ms`);
+    const deliveryTtl = await redis.pttl(deliveryKey(config, "d1"));
+    assert.ok(deliveryTtl <= config.webhook.dedup_ttl_seconds * 1000, `delivery id kept ${deliveryTtl} ms`);
+  });
+
+  it("after the delivery window a resent command is still a duplicate, a resent hint is stored again", async () => {
+    const prefix = uniquePrefix();
+    const config = testConfig(prefix, { webhook: { dedup_ttl_seconds: 1 } });
+    cleanups.push(() => deletePrefix(redis, prefix));
+    const store = createInboxStore(redis, config);
+    assert.equal(await store.accept("note-delivery", [command(41)]), "queued");
+    assert.equal(await store.accept("mr-delivery", [reconcile]), "queued");
+    await waitFor("the delivery ids to expire", async () => (await redis.exists(deliveryKey(config, "mr-delivery"))) === 0);
+    // GitLab's "Resend" of both, days later: the same Idempotency-Keys.
+    assert.equal(await store.accept("note-delivery", [command(41)]), "duplicate", "the command is not stored twice");
+    assert.equal(await store.accept("mr-delivery", [reconcile]), "queued", "the hint is: it only asks for a look");
+    assert.deepEqual(
+      (await readInbox(redis, config)).map((e) => e.deliveryId),
+      ["note-delivery", "mr-delivery", "mr-delivery"],
+    );
+  });
+
+  it("dedupe memory at 10 webhooks/s with 5 % commands stays under 64 MiB (INFO memory, private redis-server)", async (t) => {
+    const m = await measureDedupMemory({ deliveries: 20_000, rate: 10, commandShare: 0.05 });
+    const mib = m.steadyBytes / (1024 * 1024);
+    t.diagnostic(
+      `${mib.toFixed(1)} MiB: ${m.bytesPerKey.toFixed(0)} B per key, delivery ids kept ${m.deliveryTtlSeconds.toFixed(0)} s, ` +
+        `command notes ${m.commandTtlSeconds.toFixed(0)} s`,
+    );
+    assert.ok(mib <= 64, `${mib.toFixed(1)} MiB`);
   });
 
   it("the running pump moves entries into the queue, coalescing reconciles, and then deletes them", async () => {

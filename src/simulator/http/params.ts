@@ -23,6 +23,15 @@ export function optString(params: Params, name: string): string | undefined {
   throw new ParamError(`${name} is invalid`);
 }
 
+/** A `DateTime` param (Grape coerces ISO 8601): epoch ms, `undefined` when absent; 400 `<name> is invalid` if not a time. */
+export function optTime(params: Params, name: string): number | undefined {
+  const v = optString(params, name);
+  if (v === undefined || v === "") return undefined;
+  const ms = Date.parse(v);
+  if (Number.isNaN(ms)) throw new ParamError(`${name} is invalid`);
+  return ms;
+}
+
 export function reqString(params: Params, name: string): string {
   const v = optString(params, name);
   if (v === undefined) throw new ParamError(`${name} is missing`);

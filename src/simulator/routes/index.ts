@@ -3,6 +3,7 @@ import { type Route, RouteTable } from "../http/route-table.js";
 import { approvalRoutes } from "./approvals.js";
 import { branchRoutes } from "./branches.js";
 import { commitRoutes } from "./commits.js";
+import { fileRoutes } from "./files.js";
 import { hookRoutes, labelRoutes } from "./hooks-and-labels.js";
 import { mergeRequestRoutes } from "./merge-requests.js";
 import { pipelineRoutes } from "./pipelines.js";
@@ -17,6 +18,7 @@ export function allRoutes(): Route[] {
   mergeRequestRoutes(t);
   approvalRoutes(t);
   commitRoutes(t);
+  fileRoutes(t);
   pipelineRoutes(t);
   hookRoutes(t);
   labelRoutes(t);

@@ -21,7 +21,7 @@ import {
   openMergeRequest,
   updateMergeRequest,
 } from "../merge-request-actions.js";
-import { findProject, oneOf, optBool, optInt, optList, optString, reqInt, reqString } from "../http/params.js";
+import { findProject, oneOf, optBool, optInt, optList, optString, optTime, reqInt, reqString } from "../http/params.js";
 import { paginate, sortBy } from "../http/pagination.js";
 import { created, noContent, ok, type RequestContext, type RouteTable } from "../http/route-table.js";
 import { SimError } from "../sim-error.js";
@@ -66,6 +66,9 @@ export function mergeRequestRoutes(t: RouteTable): void {
     const author = optInt(p, "author_id");
     const iids = optList(p, "iids")?.map(Number);
     const hasLabel = labelFilter(optList(p, "labels"));
+    // `IssuableFinder#by_updated_at`: `updated_at >= updated_after`, `updated_at <= updated_before`.
+    const updatedAfter = optTime(p, "updated_after");
+    const updatedBefore = optTime(p, "updated_before");
     const orderBy = oneOf(p, "order_by", ["created_at", "updated_at", "title"] as const) ?? "created_at";
     const sort = oneOf(p, "sort", ["asc", "desc"] as const) ?? "desc";
     const list = [...project.mergeRequests.values()].filter(
@@ -75,6 +78,8 @@ export function mergeRequestRoutes(t: RouteTable): void {
         (target === undefined || mr.targetBranch === target) &&
         (author === undefined || mr.authorId === author) &&
         (iids === undefined || iids.includes(mr.iid)) &&
+        (updatedAfter === undefined || Date.parse(mr.updatedAt) >= updatedAfter) &&
+        (updatedBefore === undefined || Date.parse(mr.updatedAt) <= updatedBefore) &&
         hasLabel(mr),
     );
     const key = (mr: MergeRequestRecord) =>

@@ -13,6 +13,7 @@ import { created, ok, type RequestContext, type RouteTable } from "../http/route
 import { AccessLevel, type PipelineSource, type PipelineStatus } from "../model.js";
 import { canSetPipelineVariables, canUpdateBranch, hasAccess } from "../permissions.js";
 import { FORBIDDEN, SimError } from "../sim-error.js";
+import { pipelineById, pipelinesForSha } from "../pipeline-index.js";
 import type { PipelineRecord, ProjectRecord } from "../state.js";
 
 const STATUSES: readonly PipelineStatus[] = [
@@ -32,7 +33,7 @@ const STATUSES: readonly PipelineStatus[] = [
 
 function findPipeline(ctx: RequestContext, project: ProjectRecord): PipelineRecord {
   const id = reqInt(ctx.params, "pipeline_id");
-  const pipeline = project.pipelines.find((p) => p.id === id);
+  const pipeline = pipelineById(project.pipelines, id);
   if (!pipeline) throw new SimError("not_found", "404 Not found");
   return pipeline;
 }
@@ -94,7 +95,8 @@ export function pipelineRoutes(t: RouteTable): void {
     const sort = oneOf(p, "sort", ["asc", "desc"] as const) ?? "desc";
     const user = username === undefined ? undefined : ctx.state.userByUsername(username);
     const finished = ["success", "failed", "canceled", "skipped"];
-    const list = project.pipelines.filter(
+    // With `sha`, only that commit's pipelines (pipeline-index.ts), not every pipeline of the project.
+    const list = (sha === undefined ? project.pipelines : pipelinesForSha(project.pipelines, sha)).filter(
       (x) =>
         (ref === undefined || x.ref === ref) &&
         (sha === undefined || x.sha === sha) &&

@@ -9,8 +9,15 @@ import type { AddressInfo } from "node:net";
 import type { Config } from "./config/config.js";
 import type { Logger } from "./logger.js";
 import { createMetrics, type Metrics } from "./metrics.js";
-import type { JobContext, JobData, MrKey, WorkflowHandlers } from "./queue/jobs.js";
-import { createInboxStore, type InboxEntry, type InboxPump, inboxKey, readInbox, startInboxPump } from "./queue/inbox.js";
+import type { JobContext, JobData, MrKey, ReconcileOptions, WorkflowHandlers } from "./queue/jobs.js";
+import {
+  createInboxStore,
+  type InboxEntry,
+  type InboxPump,
+  inboxKey,
+  readInbox,
+  startInboxPump,
+} from "./queue/inbox.js";
 import { createMrLocks } from "./queue/mr-lock.js";
 import { type BotQueue, createQueue, enqueueJobs, queueDepth, reconcileJob, scheduleSweep } from "./queue/queue.js";
 import { type BotWorker, createBotWorker, errorSummary } from "./queue/worker.js";
@@ -113,7 +120,8 @@ export async function startService(options: StartServiceOptions): Promise<Servic
     let pump: InboxPump | undefined;
 
     const enqueue = (jobs: JobData[]) => enqueueJobs(queue, config, jobs);
-    const enqueueReconcile = (mr: MrKey, reason: string) => enqueue([reconcileJob(mr, reason)]);
+    const enqueueReconcile = (mr: MrKey, reason: string, options?: ReconcileOptions) =>
+      enqueue([reconcileJob(mr, reason, options)]);
 
     if (roles.worker && durableRedis) {
       const handlers =
@@ -152,14 +160,13 @@ export async function startService(options: StartServiceOptions): Promise<Servic
 
     let receiverUrl: string | undefined;
     if (roles.receiver || roles.http) {
-      const webhook =
-        fastRedis
-          ? createWebhookHandler({
-              config,
-              logger,
-              store: createInboxStore(fastRedis, config),
-            })
-          : undefined;
+      const webhook = fastRedis
+        ? createWebhookHandler({
+            config,
+            logger,
+            store: createInboxStore(fastRedis, config),
+          })
+        : undefined;
       const app = createApp({
         config,
         logger,

@@ -711,6 +711,13 @@ export class GitbeakerAdapter implements GitLabPort {
     return (raw as unknown[]).map(toBranch).filter((b) => b.name.startsWith(prefix));
   }
 
+  async listAllBranches(projectId: number, maxPages: number): Promise<Branch[]> {
+    const raw = await this.call("GET /projects/:id/repository/branches", () =>
+      this.api.Branches.all(projectId, { perPage: 100, maxPages } as never),
+    );
+    return (raw as unknown[]).map(toBranch);
+  }
+
   async ensureTrustedBranch(
     projectId: number,
     name: string,

@@ -413,6 +413,13 @@ export interface GitLabPort {
   listBranches(projectId: number, prefix: string): Promise<Branch[]>;
 
   /**
+   * The project's branches in name order, at most `maxPages` pages of 100 (`GET .../repository/branches`): each
+   * with the same `protected` a single branch read gives. The sweep's cold start reads it instead of one branch per
+   * same-project MR.
+   */
+  listAllBranches(projectId: number, maxPages: number): Promise<Branch[]>;
+
+  /**
    * Makes branch `name` point at `sha`: creates it, or deletes and re-creates it when it points elsewhere (GitLab has
    * no "move branch" call). A branch that already points at `sha` is never deleted. `lastSeen` is where the caller
    * last saw the branch: when that is another commit (a move), the branch is read first, then deleted and created;

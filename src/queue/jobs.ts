@@ -26,6 +26,18 @@ export interface ReconcileJob extends MrKey {
    */
   reason: string;
   eventId?: string;
+  /**
+   * Enqueued only because a pipeline on the MR's trusted branch changed (workflow.ts `pipeline`): such jobs
+   * coalesce only with each other (queue.ts), so a job that has it carries no MR event, and its pass may mirror
+   * the pipeline against the MR as last read (observe.ts) instead of reading it again.
+   */
+  mirror?: boolean;
+}
+
+/** How a reconcile is enqueued (`JobContext.enqueueReconcile`). */
+export interface ReconcileOptions {
+  /** See {@link ReconcileJob.mirror}. */
+  mirror?: boolean;
 }
 
 /** A note on an MR that may carry a command. One job per note; never coalesced. */
@@ -97,7 +109,7 @@ export function isMrJob(job: JobData): job is MrJob {
 export interface JobContext {
   log: Logger;
   /** Enqueue reconciles for MRs found by a fan-out job (push, pipeline, sweep). */
-  enqueueReconcile(mr: MrKey, reason: string): Promise<void>;
+  enqueueReconcile(mr: MrKey, reason: string, options?: ReconcileOptions): Promise<void>;
 }
 
 /**

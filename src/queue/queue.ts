@@ -20,7 +20,7 @@
 import { type JobsOptions, Queue } from "bullmq";
 import type { Config } from "../config/config.js";
 import type { Redis } from "../redis.js";
-import { type JobData, type MrKey, mrKeyString, type ReconcileJob } from "./jobs.js";
+import { type JobData, type MrKey, mrKeyString, type ReconcileJob, type ReconcileOptions } from "./jobs.js";
 
 export const QUEUE_NAME = "trusted-mr-bot";
 
@@ -100,8 +100,12 @@ export function jobSpec(
   return { name: data.kind, data, opts };
 }
 
-function reconcileDeduplicationId(mr: MrKey): string {
-  return `reconcile-${mrKeyString(mr)}`;
+/**
+ * One waiting reconcile per MR, and one more for pipeline mirroring: a mirror job must never absorb a reconcile an
+ * MR event asked for (its pass may skip reading the MR), while mirror jobs coalesce with each other.
+ */
+function reconcileDeduplicationId(job: ReconcileJob): string {
+  return `reconcile-${mrKeyString(job)}${job.mirror ? "-mirror" : ""}`;
 }
 
 export async function enqueueJobs(queue: BotQueue, config: Pick<Config, "worker">, jobs: JobData[]): Promise<void> {
@@ -113,8 +117,14 @@ export async function enqueueJobs(queue: BotQueue, config: Pick<Config, "worker"
   );
 }
 
-export function reconcileJob(mr: MrKey, reason: string): ReconcileJob {
-  return { kind: "reconcile", projectId: mr.projectId, mrIid: mr.mrIid, reason };
+export function reconcileJob(mr: MrKey, reason: string, options: ReconcileOptions = {}): ReconcileJob {
+  return {
+    kind: "reconcile",
+    projectId: mr.projectId,
+    mrIid: mr.mrIid,
+    reason,
+    ...(options.mirror ? { mirror: true } : {}),
+  };
 }
 
 /** Upserts (or removes, when the interval is 0) the periodic sweep; safe to call from every process. */

@@ -20,7 +20,15 @@ import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import type { Redis } from "../redis.js";
 import { retryDelayMs } from "./backoff.js";
-import { type CommandJob, isMrJob, type JobContext, type JobData, type MrKey, type WorkflowHandlers } from "./jobs.js";
+import {
+  type CommandJob,
+  isMrJob,
+  type JobContext,
+  type JobData,
+  type MrKey,
+  type ReconcileOptions,
+  type WorkflowHandlers,
+} from "./jobs.js";
 import type { MrLocks } from "./mr-lock.js";
 import { QUEUE_NAME } from "./queue.js";
 
@@ -46,7 +54,7 @@ export interface BotWorkerOptions {
   handlers: WorkflowHandlers;
   locks: MrLocks;
   /** Used by fan-out jobs (push, pipeline, sweep) through `JobContext.enqueueReconcile`. */
-  enqueueReconcile(mr: MrKey, reason: string): Promise<void>;
+  enqueueReconcile(mr: MrKey, reason: string, options?: ReconcileOptions): Promise<void>;
 }
 
 export interface BotWorker {

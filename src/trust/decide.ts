@@ -39,7 +39,14 @@ export type DecideConfig = Pick<
 export const ACK_EMOJI = "thumbsup";
 
 /** States the commit status API takes. */
-const COMMIT_STATUS_STATES: ReadonlySet<string> = new Set(["pending", "running", "success", "failed", "canceled", "skipped"]);
+const COMMIT_STATUS_STATES: ReadonlySet<string> = new Set([
+  "pending",
+  "running",
+  "success",
+  "failed",
+  "canceled",
+  "skipped",
+]);
 
 /** Commit statuses allow 255 characters of description. */
 const MAX_DESCRIPTION = 255;
@@ -240,13 +247,22 @@ function decideOpen(o: Observed, config: DecideConfig, trigger?: Trigger): Actio
     if (branchSha === null) {
       next.mismatch = undefined;
       next.owned = undefined;
-      const untrust = o.intent?.command === "untrust" && !next.handled?.includes(o.intent.noteId) ? o.intent : undefined;
+      const untrust =
+        o.intent?.command === "untrust" && !next.handled?.includes(o.intent.noteId) ? o.intent : undefined;
       if (untrust) {
         // The bot deleted it for a committer's `/untrust` and stopped before the note said so: that revoke.
         next = handled(revoke(o, next, grant?.sha, untrust.by, "/untrust", deferred, effects), untrust.noteId);
         deferred.push(award(untrust.noteId));
       } else if (grant) {
-        next = revoke(o, next, grant.sha, pusher?.username ?? "someone", "the trusted branch was deleted", deferred, effects);
+        next = revoke(
+          o,
+          next,
+          grant.sha,
+          pusher?.username ?? "someone",
+          "the trusted branch was deleted",
+          deferred,
+          effects,
+        );
       }
     } else if (grant?.sha !== branchSha) {
       const intended = o.intent?.command === "trust" && o.intent.sha === branchSha ? o.intent : undefined;
@@ -389,7 +405,8 @@ function mergeWhenPassed(o: Observed, state: StickyState, effects: Action[], def
   if (state.pipelineError?.sha === head) return drop("GitLab did not start the trusted pipeline");
   const p = state.pipeline?.sha === head ? state.pipeline : undefined;
   if (!p || isActive(p.status) || p.status === "running") return state;
-  if (p.status !== "success") return drop(`trusted pipeline #${p.id} ${p.status === "canceled" ? "was canceled" : p.status}`);
+  if (p.status !== "success")
+    return drop(`trusted pipeline #${p.id} ${p.status === "canceled" ? "was canceled" : p.status}`);
   // The status that says so must be on the head (and in its pipeline) before GitLab is asked to merge.
   const into = gatedPipeline(o.mr);
   if (!(state.status?.sha === head && state.status.state === "success" && state.status.pipelineId === into?.id)) {

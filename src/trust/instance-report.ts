@@ -34,11 +34,12 @@ export function gatingMechanism(
   instance: GitLabInstance | undefined,
 ): string {
   const parts = [
-    "same-project MRs: the trusted status in the MR's head pipeline (blocks merging with \"Pipelines must succeed\")",
+    'same-project MRs: the trusted status in the MR\'s head pipeline (blocks merging with "Pipelines must succeed")',
     "every MR: /merge-trusted (merges once the trusted pipeline for the head passed)",
   ];
   const ee = instance?.enterprise;
-  if (trust.approve) parts.push(`the bot's approval${ee === false ? " (not on Community Edition)" : " (Premium and up)"}`);
+  if (trust.approve)
+    parts.push(`the bot's approval${ee === false ? " (not on Community Edition)" : " (Premium and up)"}`);
   if (trust.external_status_check) {
     parts.push(`an external status check${ee === false ? " (not on Community Edition)" : " (Ultimate)"}`);
   }

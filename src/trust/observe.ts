@@ -16,7 +16,7 @@
  * The sweep (sweep.ts) sets the "full" hint where a list page disagrees with the cache, and for its rota, so every
  * open MR is periodically read from scratch: caches and lost events heal.
  */
-import type { GitLabPort, PipelineJob, PipelineStatus, User } from "../gitlab/port.js";
+import type { GitLabPort, MergeRequest, PipelineJob, PipelineStatus, User } from "../gitlab/port.js";
 import type { Authorization } from "./authorize.js";
 import type { MrKey } from "../queue/jobs.js";
 import { chooseTrustedPipeline, type DecideConfig, trustedBranchName } from "./decide.js";
@@ -41,9 +41,11 @@ export async function observe(
   key: MrKey,
   cache: MrCache | undefined,
   hints: Hints,
+  /** The MR as last read, when the caller decided it will do (workflow.ts: mirroring a pipeline). */
+  known?: MergeRequest,
 ): Promise<Observed | undefined> {
   const { port, config } = ctx;
-  const mr = await port.getMergeRequest(key.projectId, key.mrIid);
+  const mr = known ?? (await port.getMergeRequest(key.projectId, key.mrIid));
   if (!mr) return undefined;
   // Cold: nothing cached for this MR (or for another source branch): the note and the committer-branch check are
   // read again. Full (a sweep's rota, or its finding that GitLab disagrees with the cache): everything is.
@@ -52,10 +54,12 @@ export async function observe(
   const base = { now: ctx.now, bot: ctx.bot, mr };
 
   const sameProject = mr.sourceProjectId === mr.projectId;
+  // On a cold cache the sweep's branch list may have said already (the list's `protected` is the single read's).
+  const listedCommitter = cold && !hints.full ? hints.listed?.committerBranch : undefined;
   const committerBranch = !sameProject
     ? false
     : full || !cache
-      ? ((await port.getBranch(mr.projectId, mr.sourceBranch))?.protected ?? false)
+      ? (listedCommitter ?? (await port.getBranch(mr.projectId, mr.sourceBranch))?.protected ?? false)
       : cache.committerBranch;
   if (committerBranch) {
     return {
@@ -86,17 +90,16 @@ export async function observe(
 
   let branch: Observed["branch"] = { sha: state.branchSha ?? null, fresh: false };
   // On a cold cache the branch is read again, unless the sweep's branch list just said the same as the record
-  // (`hints.listedBranch`): the list confirms the record, it never replaces a read that could disagree.
-  const confirmed = cold && !hints.full && hints.listedBranch !== undefined && hints.listedBranch === branch.sha;
+  // (`hints.listed`): the list confirms the record, it never replaces a read that could disagree.
+  const listedSha = hints.listed?.branchSha;
+  const confirmed = cold && !hints.full && listedSha !== undefined && listedSha === branch.sha;
   if ((full && !confirmed) || hints.branch) {
     branch = { sha: (await port.getBranch(mr.projectId, branchName))?.sha ?? null, fresh: true };
   }
   // A hand-pushed trusted branch becomes a grant only if its pusher is a committer (decide.ts), so ask now.
   const pushedBy = hints.branch?.pusher;
   const pusher =
-    pushedBy && open
-      ? { username: pushedBy.username, ...(await ctx.authorize(mr.projectId, pushedBy)) }
-      : undefined;
+    pushedBy && open ? { username: pushedBy.username, ...(await ctx.authorize(mr.projectId, pushedBy)) } : undefined;
 
   return {
     ...base,

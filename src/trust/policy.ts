@@ -199,7 +199,7 @@ export interface PoliciesDeps {
 
 /**
  * The per-project policies of one worker process, cached in Redis (shared by all processes). With
- * `trust.project_policy.enabled: false` (the default) every project gets the server's settings and nothing is read.
+ * `trust.project_policy.enabled: false` every project gets the server's settings and nothing is read.
  */
 export class Policies {
   private readonly deps: PoliciesDeps;

@@ -75,7 +75,9 @@ export function renderNote(
   const head = mr.sha;
 
   if (state.closed) {
-    const deleted = state.closed.deletedBranch ? ` The trusted branch ${code(state.closed.deletedBranch)} was deleted.` : "";
+    const deleted = state.closed.deletedBranch
+      ? ` The trusted branch ${code(state.closed.deletedBranch)} was deleted.`
+      : "";
     lines.push(
       `This merge request was ${state.closed.state} on ${formatTime(state.closed.at)}.${deleted}${state.closed.state === "closed" ? " Reopening it starts over: a committer reviews and comments `/trust`." : ""}`,
     );
@@ -168,7 +170,11 @@ export function renderNote(
 /** A `/merge` that was forgotten, and why (until the next `/merge`). */
 function appendMergeDropped(lines: string[], state: StickyState): void {
   const d = state.mergeDropped;
-  if (d) lines.push("", `The merge ${mention(d.by)} asked for was dropped: ${escapeText(d.reason)}. Comment \`/merge-trusted\` again when it can go ahead.`);
+  if (d)
+    lines.push(
+      "",
+      `The merge ${mention(d.by)} asked for was dropped: ${escapeText(d.reason)}. Comment \`/merge-trusted\` again when it can go ahead.`,
+    );
 }
 
 function appendPipeline(lines: string[], state: StickyState, title = "Pipeline"): void {

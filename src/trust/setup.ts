@@ -396,7 +396,11 @@ async function approvalRuleStep(port: GitLabPort, project: Project, bot: User, d
   }
   const rule = rules.find((r) => r.name === APPROVAL_RULE_NAME);
   if (!rule) {
-    step(what, "create", `requires 1 approval from @${bot.username}, given once the trusted pipeline passed for the head`);
+    step(
+      what,
+      "create",
+      `requires 1 approval from @${bot.username}, given once the trusted pipeline passed for the head`,
+    );
     if (!dryRun) {
       await port.createApprovalRule(project.id, { name: APPROVAL_RULE_NAME, approvalsRequired: 1, userIds: [bot.id] });
     }

@@ -14,7 +14,7 @@
  * - The bot's own user, and when the sweep first saw an orphaned trusted branch.
  */
 import { randomUUID } from "node:crypto";
-import type { User } from "../gitlab/port.js";
+import type { MergeRequest, User } from "../gitlab/port.js";
 import type { MrKey } from "../queue/jobs.js";
 import type { Redis } from "../redis.js";
 
@@ -29,6 +29,8 @@ export interface MrCache {
    * list page with. The trusted branch and the pipeline are what the note records (`noteBody`).
    */
   seen?: SeenMergeRequest;
+  /** The MR as the last pass read it (and its label writes left it): what a pipeline-mirroring pass decides from. */
+  mr?: MergeRequest;
   /** When (ms, the bot's clock) a pass last read everything about the MR (a "full" pass); the sweep's rota. */
   verifiedAt?: number;
 }
@@ -50,10 +52,21 @@ export interface Hints {
    * (pipeline, status), so events that arrive out of order or pile up before a reconcile all count.
    */
   pipelines: PipelineHint[];
-  /** What the sweep's branch list said the trusted branch is (`hintListedBranch`): confirms a cold record. */
-  listedBranch?: string | null;
+  /** What the sweep's list pages said (`hintListed`), for a pass with a cold cache. */
+  listed?: ListedFacts;
   /** Raw fields as read, for the compare-and-delete in {@link TrustStore.endPass}. */
   raw: Record<string, string>;
+}
+
+/**
+ * What the sweep's list pages said about an MR a moment ago. `branchSha`: the trusted branch's SHA per the list of
+ * trusted branches (`null`: no such branch); it only ever confirms the note's record (observe.ts). `committerBranch`:
+ * whether the MR's source branch is protected, per the project's branch list (the same `protected` a single branch
+ * read gives: GitLab's `ProtectedBranch.protected?`).
+ */
+export interface ListedFacts {
+  branchSha?: string | null;
+  committerBranch?: boolean;
 }
 
 /** Whether there is any hint at all. */
@@ -263,12 +276,12 @@ export class TrustStore {
   // ---- the sweep (sweep.ts) ----
 
   /**
-   * What the sweep's branch list said about the MR's trusted branch (its SHA, `null`: no such branch), for a pass
-   * with a cold cache: where it agrees with the note's record, the record is confirmed without reading the branch
-   * again; where it does not, the pass reads the branch. Never taken as the branch's state on its own.
+   * What the sweep's list pages said about the MR (`ListedFacts`), for a pass with a cold cache: where the branch
+   * list agrees with the note's record, the record is confirmed without reading the branch again; where it does
+   * not, the pass reads the branch. Never taken as the trusted branch's state on its own.
    */
-  async hintListedBranch(mr: MrKey, sha: string | null): Promise<void> {
-    await this.hint(mr, "listed", JSON.stringify({ sha, n: randomUUID() }));
+  async hintListed(mr: MrKey, facts: ListedFacts): Promise<void> {
+    await this.hint(mr, "listed", JSON.stringify({ ...facts, n: randomUUID() }));
   }
 
   /**
@@ -468,9 +481,17 @@ function parseHints(raw: Record<string, string>): Hints {
         const { pusher } = JSON.parse(value) as { pusher?: unknown };
         hints.branch = isUser(pusher) ? { pusher: { id: pusher.id, username: pusher.username } } : {};
       } else if (field === "listed") {
-        const { sha } = JSON.parse(value) as { sha: unknown };
-        if (sha !== null && !(typeof sha === "string" && /^[0-9a-f]{40}$/.test(sha))) throw new Error("malformed");
-        hints.listedBranch = sha;
+        const { branchSha, committerBranch } = JSON.parse(value) as { branchSha?: unknown; committerBranch?: unknown };
+        const shaOk =
+          branchSha === undefined ||
+          branchSha === null ||
+          (typeof branchSha === "string" && /^[0-9a-f]{40}$/.test(branchSha));
+        if (!shaOk || !(committerBranch === undefined || typeof committerBranch === "boolean"))
+          throw new Error("malformed");
+        hints.listed = {
+          ...(branchSha !== undefined ? { branchSha: branchSha as string | null } : {}),
+          ...(committerBranch !== undefined ? { committerBranch } : {}),
+        };
       } else if (field.startsWith("pipeline:")) {
         const { status } = JSON.parse(value) as { status: string };
         const id = Number(field.split(":")[1]);

@@ -10,7 +10,8 @@
  * update time the last pass read, and the note's record of the trusted branch and its pipeline), the way an
  * informer resyncs. Only these MRs are reconciled:
  * - nothing cached (a cold cache): the note is read again; the branch list's answer goes along as a hint, so a
- *   record it confirms needs no branch read (`hintListedBranch`);
+ *   record it confirms needs no branch read, and so does, for many cold same-project MRs, whether their source
+ *   branch is protected, from the project's branch list (`hintListed`);
  * - the head, the state or the source branch differ from what the last pass saw;
  * - the trusted branch differs from the record (moved or deleted by hand, or made without the bot): a full look;
  * - the recorded trusted pipeline is still running (its end may have been missed);
@@ -143,14 +144,28 @@ async function sweepProject(
   };
 
   const caches = await store.getMrCaches(open.map((mr) => ({ projectId: project.id, mrIid: mr.iid })));
+  const reasons = open.map((mr, i) => {
+    const name = trustedBranchName(prefix, mr);
+    const listedSha = listed ? (listed.get(name) ?? null) : undefined;
+    return { listedSha, reason: compare(mr, caches[i], name, listedSha) };
+  });
+  const protectedBranches = await sourceBranchProtection(
+    deps,
+    project,
+    open.filter((mr, i) => reasons[i]?.reason === "cold" && mr.sourceProjectId === project.id).length,
+    failures,
+  );
   const rota: Array<{ mr: MergeRequest; verifiedAt: number }> = [];
   for (const [i, mr] of open.entries()) {
     const cache = caches[i];
-    const name = trustedBranchName(prefix, mr);
-    const listedSha = listed ? (listed.get(name) ?? null) : undefined;
-    const reason = compare(mr, cache, name, listedSha);
+    const { listedSha, reason } = reasons[i] ?? {};
     if (reason === "cold") {
-      await reconcile(mr, reason, listedSha === undefined ? undefined : (k) => store.hintListedBranch(k, listedSha));
+      const committerBranch = mr.sourceProjectId === project.id ? protectedBranches?.get(mr.sourceBranch) : undefined;
+      const facts = {
+        ...(listedSha !== undefined ? { branchSha: listedSha } : {}),
+        ...(committerBranch !== undefined ? { committerBranch } : {}),
+      };
+      await reconcile(mr, reason, Object.keys(facts).length > 0 ? (k) => store.hintListed(k, facts) : undefined);
     } else if (reason === "branch") {
       await reconcile(mr, reason, (k) => store.hintFull(k));
     } else if (reason !== undefined) {
@@ -190,6 +205,30 @@ async function sweepProject(
   }
   // The next pass lists what changed since this one started (only once this one got its lists).
   if (updated) await store.putLastSweep(project.id, startedAt.toISOString()).catch(() => undefined);
+}
+
+/** Cold same-project MRs from which on the project's branch list is read instead of one branch per MR. */
+const BRANCH_LIST_MIN_COLD = 50;
+
+/**
+ * Whether each branch of the project is protected, when enough same-project MRs have a cold cache that paging
+ * through the project's branches (100 per page, at most one page per 10 such MRs) is cheaper than reading their
+ * source branches one by one; `undefined` otherwise. A branch it does not reach is read on its own by observe.
+ */
+async function sourceBranchProtection(
+  deps: SweepDeps,
+  project: Project,
+  coldSameProject: number,
+  failures: SweepFailures,
+): Promise<Map<string, boolean> | undefined> {
+  if (coldSameProject < BRANCH_LIST_MIN_COLD) return undefined;
+  try {
+    const branches = await deps.port.listAllBranches(project.id, Math.ceil(coldSameProject / 10));
+    return new Map(branches.map((b) => [b.name, b.protected]));
+  } catch (error) {
+    failures.add(error, { projectId: project.id }, "could not list the project's branches");
+    return undefined;
+  }
 }
 
 /**

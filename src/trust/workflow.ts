@@ -111,7 +111,13 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
    * its own writes costs nothing; a hint that tells something the record does not have gets another pass here,
    * still under the MR's lock.
    */
-  async function converge(key: MrKey, ctx: JobContext, reason: string, command?: ParsedCommandJob): Promise<void> {
+  async function converge(
+    key: MrKey,
+    ctx: JobContext,
+    reason: string,
+    command?: ParsedCommandJob,
+    mirror = false,
+  ): Promise<void> {
     const log = ctx.log;
     const ttl = config.worker.mr_lock_ttl_ms;
     // Before the hints are read: a pipeline job that does not see the marker wrote its hint before this pass reads.
@@ -119,7 +125,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     try {
       for (let passes = 1; ; passes++) {
         const [cache, hints] = await Promise.all([store.getMrCache(key), store.readHints(key)]);
-        const recorded = await pass(key, log, reason, cache, hints, passes === 1 ? command : undefined);
+        const recorded = await pass(key, log, reason, cache, hints, passes === 1 ? command : undefined, mirror);
         let late = await store.endPass(key, hints, token);
         // The echo of this pass's own write (the pipeline it created or cancelled): the record says so already.
         for (let echoes = 0; hasHints(late) && !tellsNews(late, recorded) && echoes < MAX_PASSES; echoes++) {
@@ -157,8 +163,17 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     cache: MrCache | undefined,
     hints: Hints,
     command?: ParsedCommandJob,
+    mirror = false,
   ): Promise<Observed["state"] | undefined> {
     const bot = await botUser();
+    // Mirroring a pipeline (a job only pipeline events asked for, and only their hints): the MR as last read will
+    // do, as long as no command is being carried out (its write-ahead intent needs a fresh look). What it decides
+    // from the MR is only what the pipeline's status means for the grant the record holds; an MR event that came
+    // meanwhile has a reconcile of its own, which reads the MR.
+    const known =
+      mirror && !command && mirrorsOnly(hints) && cache?.mr?.state === "opened" && !(await store.intent(key))
+        ? cache.mr
+        : undefined;
     // The target project's settings (never the source project's: a fork supplies no policy).
     const { trust, problem: policyProblem } = await policies.effective(key.projectId);
     // A bare `/trust` needs to know when the head became the head and when the comment was written: read in
@@ -167,7 +182,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     timing?.catch(() => undefined); // awaited below; an early MR-read failure must not leave it unhandled
     const authorize = (projectId: number, user: User) => committers.authorize(projectId, user);
     const [observed, intent] = await Promise.all([
-      observe({ port, config: trust, bot, now: now().toISOString(), authorize }, key, cache, hints),
+      observe({ port, config: trust, bot, now: now().toISOString(), authorize }, key, cache, hints, known),
       store.intent(key),
     ]);
     if (!observed) {
@@ -270,6 +285,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       sourceBranch: o.mr.sourceBranch,
       // As read at the start of the pass: a change since then shows up on the sweep's next list page.
       seen: { head: o.mr.sha, state: o.mr.state, updatedAt: o.mr.updatedAt },
+      mr: o.mr,
       ...(verifiedAt !== undefined ? { verifiedAt } : {}),
     });
     // The note now says what became of the grant written ahead (carried out, superseded or refused): done with it.
@@ -312,7 +328,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
 
   return {
     async reconcile(job: ReconcileJob, ctx: JobContext) {
-      await converge(job, ctx, job.reason);
+      await converge(job, ctx, job.reason, undefined, job.mirror === true);
     },
 
     async command(job: CommandJob, ctx: JobContext) {
@@ -431,8 +447,9 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
         // A pass running now looks at the hints again before it ends (converge): the echo of its own write stops there.
         if (await store.passRunning(mr)) continue;
         const recorded = decodeState((await store.getMrCache(mr))?.noteBody ?? undefined).pipeline;
-        if (pipelineHintIsNews(recorded, said)) await ctx.enqueueReconcile(mr, `pipeline:${said.id}:${said.status}`);
-        else await store.withdrawHint(mr, hint);
+        if (pipelineHintIsNews(recorded, said)) {
+          await ctx.enqueueReconcile(mr, `pipeline:${said.id}:${said.status}`, { mirror: true });
+        } else await store.withdrawHint(mr, hint);
       }
     },
 
@@ -444,6 +461,11 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       // The Redis connection belongs to the caller; the adapter holds no sockets of its own.
     },
   };
+}
+
+/** Hints that only say pipelines on the trusted branch changed. */
+function mirrorsOnly(hints: Hints): boolean {
+  return !hints.full && !hints.branch && !hints.listed && hints.pipelines.length > 0;
 }
 
 interface CommentTiming {

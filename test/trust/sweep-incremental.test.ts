@@ -161,6 +161,41 @@ describe("incremental sweep", () => {
     assert.equal(decodeState(w.stickyNotes(trusted.iid)[0]?.body).grant?.sha, trusted.sha, "the grant stands");
   });
 
+  it("a cold start over many same-project MRs reads the project's branch list, not each source branch", async () => {
+    const w = await start();
+    // Committer branches (protected) and contributor branches, all in org/app.
+    w.sim.protectBranch(w.app.id, { name: "release-*", pushAccessLevel: 40, mergeAccessLevel: 40 });
+    const mrs = [];
+    for (let i = 0; i < 60; i++) {
+      const branch = i % 6 === 0 ? `release-${i}` : `topic-${i}`;
+      w.sim.push(w.app.id, branch, { userId: w.maya.id });
+      mrs.push(
+        w.sim.openMergeRequest({
+          sourceProjectId: w.app.id,
+          sourceBranch: branch,
+          authorId: w.maya.id,
+          targetProjectId: w.app.id,
+        }),
+      );
+    }
+    await w.settle();
+    const labelsBefore = mrs.map((mr) => w.mr(mr.iid).labels.join(","));
+    for (const key of await w.redis.keys(`${w.prefix}:trust:mr:*`)) await w.redis.del(key);
+    const { result, routes } = await sweepOnce(w);
+    assert.equal(result.reconciled, 60);
+    const singleReads = w.sim.requestLog.filter(
+      (e) => e.route === "GET /projects/:id/repository/branches/:branch" && /\/branches\/(release|topic)-/.test(e.path),
+    );
+    assert.deepEqual(singleReads, [], "no source branch read on its own");
+    assert.equal(routes.filter((r) => r === "GET /projects/:id/repository/branches").length, 2, "trusted + all");
+    assert.deepEqual(
+      mrs.map((mr) => w.mr(mr.iid).labels.join(",")),
+      labelsBefore,
+      "committer branches still labelled as such, contributor branches not",
+    );
+    assert.ok(labelsBefore.some((l) => l.includes("no-detached-pipeline")));
+  });
+
   it("a pass while another holds the sweep does nothing: passes never overlap", async () => {
     const w = await start();
     w.openForkMr();

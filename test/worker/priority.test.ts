@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import type { CommandJob, ReconcileJob, WorkflowHandlers } from "../../src/queue/jobs.js";
-import { reconcileJob } from "../../src/queue/queue.js";
+import { createQueue, enqueueJobs, reconcileJob } from "../../src/queue/queue.js";
 import type { Redis } from "../../src/redis.js";
 import { type Service, startService } from "../../src/runtime.js";
 import { captureLogger } from "../support/capture-logger.js";
@@ -78,6 +78,31 @@ describe("job priority", () => {
     assert.ok(
       reconcilesBeforeCommand! <= 10,
       `at most a few reconciles (those already taken) ran before the command: ${reconcilesBeforeCommand}`,
+    );
+  });
+});
+
+describe("reconcile coalescing", () => {
+  it("a mirror reconcile never replaces a waiting reconcile an MR event asked for; mirrors coalesce with each other", async () => {
+    const prefix = uniquePrefix();
+    const config = testConfig(prefix);
+    const queue = createQueue(redis, config);
+    cleanups.push(async () => {
+      await queue.close();
+      await deletePrefix(redis, prefix);
+    });
+    const mr = { projectId: 7, mrIid: 3 };
+    // No worker: every job stays waiting, as when a backlog is ahead of them.
+    await enqueueJobs(queue, config, [reconcileJob(mr, "Merge Request Hook:update")]);
+    await enqueueJobs(queue, config, [reconcileJob(mr, "pipeline:1:success", { mirror: true })]);
+    await enqueueJobs(queue, config, [reconcileJob(mr, "pipeline:1:failed", { mirror: true })]);
+    const waiting = await queue.getJobs(["waiting", "prioritized"]);
+    assert.deepEqual(
+      waiting.map((j) => [(j.data as ReconcileJob).reason, (j.data as ReconcileJob).mirror === true]).sort(),
+      [
+        ["Merge Request Hook:update", false],
+        ["pipeline:1:success", true],
+      ],
     );
   });
 });

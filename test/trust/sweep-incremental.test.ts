@@ -124,6 +124,48 @@ describe("incremental sweep", () => {
     const state = decodeState(w.stickyNotes(trusted.iid)[0]?.body);
     assert.equal(state.grant, undefined);
     assert.equal(state.mismatch?.sha, other);
+    // Recorded now: the next pass finds nothing to look at again.
+    assert.equal((await sweepOnce(w)).result.reconciled, 0);
+  });
+
+  it("a trusted branch made by hand for an MR nobody trusted: one full look, then nothing until it changes", async () => {
+    const w = await start();
+    const { waiting } = await trustedWorld(w);
+    await sweepUntilQuiet(w);
+    w.sim.webhookMode = "drop";
+    await w.as(w.maya).Branches.create(w.app.id, w.trustedBranch(waiting), "main");
+    w.sim.webhookMode = "deliver";
+    assert.equal((await sweepOnce(w)).result.reconciled, 1);
+    assert.equal(decodeState(w.stickyNotes(waiting.iid)[0]?.body).grant, undefined, "never a grant");
+    assert.equal((await sweepOnce(w)).result.reconciled, 0);
+  });
+
+  it("a trusted pipeline's end lost: the pass re-reads the MR whose record says running, and only it", async () => {
+    const w = await start({ logLevel: "info" });
+    const mr = w.openForkMr("feature");
+    w.openForkMr("other", w.erin, w.erinFork);
+    w.sim.comment(w.app.id, mr.iid, w.maya.id, "/trust");
+    await w.settle();
+    const pipeline = w.pipelinesOn(w.trustedBranch(mr))[0];
+    assert.ok(pipeline);
+    w.sim.setPipelineStatus(w.app.id, pipeline.id, "running");
+    await w.settle();
+    // The rota's share (1 MR per pass here) goes to the other MR; the running one is reconciled every pass.
+    for (let i = 0; i < 3; i++) await sweepOnce(w);
+    w.sim.webhookMode = "drop";
+    w.sim.setPipelineStatus(w.app.id, pipeline.id, "success");
+    w.sim.webhookMode = "deliver";
+    const { result } = await sweepOnce(w);
+    assert.equal(result.reconciled, 1);
+    assert.equal(w.status(mr.sha)?.status, "success");
+    assert.equal(decodeState(w.stickyNotes(mr.iid)[0]?.body).pipeline?.status, "success");
+    await sweepOnce(w);
+    const done = w.logLines.filter((l) => l["msg"] === "sweep done").at(-1);
+    assert.deepEqual(
+      done?.["reconciles"],
+      { rota: 1 },
+      "finished: no longer reconciled as running (only its rota turn)",
+    );
   });
 
   it("an MR closed with its webhook lost: the next pass finds it among the recently updated and cleans up", async () => {

@@ -60,6 +60,9 @@ interface ParsedCommandJob {
 /** Rounds of decide/apply per job; more means decide does not converge (a bug), so the job stops and says so. */
 const MAX_ROUNDS = 6;
 
+/** How long a process keeps the bot's user as read (store.ts keeps it an hour in Redis). */
+const BOT_USER_MEMO_MS = 5 * 60_000;
+
 /** Passes per MR job when events keep arriving during them; then the job hands the MR over to a new reconcile. */
 const MAX_PASSES = 3;
 
@@ -93,7 +96,22 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
   const store = new TrustStore(deps.redis, config.redis.prefix);
   const audit: AuditLog = createAuditLog(deps.redis, config.redis.prefix, deps.logger);
   const now = deps.now ?? (() => new Date());
-  const botUser = (): Promise<User> => store.botUser(() => port.currentUser());
+  /**
+   * The token's user, read from Redis (or GitLab) once per {@link BOT_USER_MEMO_MS} in this process: every command
+   * asks for it, twice, before its first GitLab call, and a Redis round trip each time was latency for nothing
+   * (issue 10). A failed read is not kept.
+   */
+  let botUserRead: { at: number; user: Promise<User> } | undefined;
+  const botUser = (): Promise<User> => {
+    if (!botUserRead || Date.now() - botUserRead.at > BOT_USER_MEMO_MS) {
+      const read = { at: Date.now(), user: store.botUser(() => port.currentUser()) };
+      read.user.catch(() => {
+        if (botUserRead === read) botUserRead = undefined;
+      });
+      botUserRead = read;
+    }
+    return botUserRead.user;
+  };
   /** Each project's settings: the server's, with its policy file on the default branch over them (policy.ts). */
   const policies = new Policies({ port, config, redis: deps.redis, logger: deps.logger });
   /** Who is a committer: one per process, so `trust.committer_users` names are resolved once. */

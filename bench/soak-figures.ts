@@ -205,8 +205,10 @@ export function computeFigures(input: FigureInputs): Figures {
   };
   for (const p of input.botPipelines) slot(p.ref, p.sha).pipelines += 1;
   for (const p of botPushes) if (p.after !== BLANK_SHA) slot(p.ref.slice(refPrefix.length), p.after).allowed += 1;
-  for (const c of input.commands) {
-    if (c.command === "retest" && carried.has(c.noteId)) slot(input.trustedBranchOf(c.iid), c.headAtPost).allowed += 1;
+  // A retest runs on the grant it finds (audited with that SHA), which is not the head it was posted at when a newer
+  // `/trust` was carried out while the `/retest` waited.
+  for (const a of input.audit) {
+    if (a["event"] === "retest" && a["branch"] && a["sha"]) slot(a["branch"], a["sha"]).allowed += 1;
   }
   const duplicates = [...perRefSha.values()].filter((s) => s.pipelines > s.allowed);
   const duplicatePipelines = duplicates.reduce((n, s) => n + (s.pipelines - s.allowed), 0);

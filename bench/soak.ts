@@ -26,9 +26,11 @@
  *   matching). Replies left over are shown as "bot replies matching no command" (e.g. one command answered twice).
  * - commands lost = sent - carried out - answered: neither took effect nor got an answer.
  * - duplicate trusted pipelines: per (trusted branch, SHA), pipelines the bot created (source `api`, user = bot)
- *   beyond those allowed: one per bot write of the branch to that SHA (a grant) plus one per carried-out `/retest`
- *   posted while that SHA was the MR head. Retries of a pipeline are the same pipeline and never count. (An
- *   allowance left unused, e.g. a `/retest` that retried, can hide one duplicate: a lower bound.)
+ *   beyond those allowed: one per bot write of the branch to that SHA (a grant) plus one per `retest` entry of the
+ *   audit stream on that branch and SHA (the SHA a `/retest` ran on, which is the grant when it ran: a `/retest`
+ *   held back by GitLab's 429s runs on a newer grant than the head it was posted at). Retries of a pipeline are the
+ *   same pipeline and never count. (An allowance left unused, e.g. a `/retest` that retried, can hide one
+ *   duplicate: a lower bound.)
  * - untrusted moves: bot writes of a trusted branch to a SHA X (from the Push events, user = bot) with no committer
  *   `/trust` on that branch's MR, posted before the write, whose target was X (the SHA named, else the MR head when
  *   the note was posted).

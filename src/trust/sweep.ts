@@ -12,7 +12,7 @@
  * - nothing cached (a cold cache): the note is read again; the branch list's answer goes along as a hint, so a
  *   record it confirms needs no branch read, and so does, for many cold same-project MRs, whether their source
  *   branch is protected, from the project's branch list (`hintListed`);
- * - the head, the state or the source branch differ from what the last pass saw;
+ * - the head, the state, the source or target branch or the labels differ from what the last pass saw;
  * - the trusted branch differs from the record (moved or deleted by hand, or made without the bot): a full look;
  * - the recorded trusted pipeline is still running (its end may have been missed);
  * - the rota: of the MRs not verified within `sweep.verify_interval_seconds` (or never), at most
@@ -256,6 +256,9 @@ export function compare(
 ): SweepReason | undefined {
   if (!cache || cache.sourceBranch !== mr.sourceBranch) return "cold";
   if (cache.seen?.head !== mr.sha || cache.seen.state !== mr.state) return "moved";
+  // Labels (the trust-state labels a person may have taken off) and the target branch, as the last pass left them.
+  const last = cache.mr;
+  if (last && (last.targetBranch !== mr.targetBranch || !sameLabels(last.labels, mr.labels))) return "moved";
   const record = decodeState(cache.noteBody ?? undefined, { branch: branchName });
   // A committer branch has no trusted branch; a trusted branch that appeared for it is decided by a full look.
   const recordedSha = cache.committerBranch ? null : (record.branchSha ?? null);
@@ -393,4 +396,10 @@ async function mergeRequestOf(
   if (!parsed) return undefined;
   const mr = await port.getMergeRequest(projectId, parsed.iid);
   return mr?.sourceBranch === parsed.sourceBranch ? mr : undefined;
+}
+
+function sameLabels(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const set = new Set(a);
+  return b.every((l) => set.has(l));
 }

@@ -107,6 +107,20 @@ describe("incremental sweep", () => {
     assert.match(w.stickyNotes(trusted.iid)[0]?.body ?? "", /stale|new commits|since/i);
   });
 
+  it("a trust-state label taken off with its webhook lost: the next pass puts it back", async () => {
+    const w = await start();
+    const { waiting } = await trustedWorld(w);
+    await sweepUntilQuiet(w);
+    const label = w.config.trust.state_labels.waiting;
+    assert.ok(w.mr(waiting.iid).labels.includes(label));
+    w.sim.webhookMode = "drop";
+    await w.as(w.maya).MergeRequests.edit(w.app.id, waiting.iid, { removeLabels: label });
+    w.sim.webhookMode = "deliver";
+    const { result } = await sweepOnce(w);
+    assert.equal(result.reconciled, 1);
+    assert.ok(w.mr(waiting.iid).labels.includes(label));
+  });
+
   it("a trusted branch moved by hand with its push hook lost: the next pass gives the MR a full look", async () => {
     const w = await start();
     const { trusted } = await trustedWorld(w);

@@ -260,9 +260,9 @@ export function compare(
   const last = cache.mr;
   if (last && (last.targetBranch !== mr.targetBranch || !sameLabels(last.labels, mr.labels))) return "moved";
   const record = decodeState(cache.noteBody ?? undefined, { branch: branchName });
-  // A committer branch has no trusted branch; a trusted branch that appeared for it is decided by a full look.
-  const recordedSha = cache.committerBranch ? null : (record.branchSha ?? null);
-  if (listedSha !== undefined && listedSha !== recordedSha) return "branch";
+  // A committer branch's MR needs no trust: whatever is under its trusted branch name is not its grant, and the
+  // rota's full look is what notices the source branch losing its protection.
+  if (!cache.committerBranch && listedSha !== undefined && listedSha !== (record.branchSha ?? null)) return "branch";
   if (record.pipeline && isActive(record.pipeline.status)) return "running";
   return undefined;
 }

@@ -10,11 +10,19 @@ import { ConfigError } from "../errors.js";
 
 const ACCESS_LEVELS = { guest: 10, planner: 15, reporter: 20, developer: 30, maintainer: 40, owner: 50 } as const;
 
-const accessLevel = z
+/** A GitLab access level by name or number (also the per-project policy's, src/trust/policy.ts). */
+export const accessLevel = z
   .union([z.enum(Object.keys(ACCESS_LEVELS) as [keyof typeof ACCESS_LEVELS]), z.number().int().min(10).max(50)], {
     error: "one of guest, planner, reporter, developer, maintainer, owner, or a number from 10 to 50",
   })
   .transform((v) => (typeof v === "number" ? v : ACCESS_LEVELS[v]));
+
+/** A committer by username or user id (also the per-project policy's). */
+export const committerUser = z.union([
+  // GitLab usernames are letters, digits, `_`, `.` and `-`; a leading `@` is accepted and dropped.
+  z.string().regex(/^@?[A-Za-z0-9_.-]+$/, "a username such as alice (or @alice) or a numeric user id"),
+  z.number().int().positive(),
+]);
 
 const byteSize = z
   .union([z.number().int().positive(), z.string().regex(/^\d+(\.\d+)?\s*(b|kb|mb|gb)?$/i, "a size such as 25mb")])
@@ -173,15 +181,7 @@ export const configSchema = z.strictObject({
        * Extra committers regardless of access level, by username or user id. Usernames are resolved to ids once per
        * process (src/trust/committers.ts): a user who later takes over a freed username does not become a committer.
        */
-      committer_users: z
-        .array(
-          z.union([
-            // GitLab usernames are letters, digits, `_`, `.` and `-`; a leading `@` is accepted and dropped.
-            z.string().regex(/^@?[A-Za-z0-9_.-]+$/, "a username such as alice (or @alice) or a numeric user id"),
-            z.number().int().positive(),
-          ]),
-        )
-        .default([]),
+      committer_users: z.array(committerUser).default([]),
       /** Extra committers: members (inherited counts) of these groups, by full path or id. */
       committer_groups: z.array(z.union([z.string().min(1), z.number().int()])).default([]),
       /** Minimum access level (inherited counts) in a `committer_groups` group that makes its member a committer. */

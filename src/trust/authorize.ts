@@ -24,6 +24,8 @@ export interface CommitterFacts {
   username: string;
   /** The user's id is one of those `trust.committer_users` names (left out when that list is empty). */
   listed?: boolean;
+  /** Where the list that has the user comes from, for the reason: `trust.committer_users` unless said otherwise. */
+  listedIn?: string;
   /** Effective access level in the target project (0 = not a member). */
   accessLevel?: number;
   /**
@@ -75,7 +77,7 @@ export function authorize(facts: CommitterFacts, config: TrustConfig): Authoriza
   // GitLab allows only these characters; anything else (a forged payload) never reaches a reply.
   const who = `@${facts.username.replace(/[^A-Za-z0-9_.-]/g, "")}`;
   if (facts.listed) {
-    return { committer: true, reason: `${who} is listed in trust.committer_users` };
+    return { committer: true, reason: `${who} is listed in ${facts.listedIn ?? "trust.committer_users"}` };
   }
   const required = accessLevelName(config.committer_access_level);
   const level = facts.accessLevel ?? 0;

@@ -108,15 +108,16 @@ export class Committers {
     const config = this.configFor ? await this.configFor(projectId) : this.config;
     const facts: CommitterFacts = { username: user.username };
     for (let need = factsNeeded(facts, config); need !== "none"; need = factsNeeded(facts, config)) {
-      if (need === "listed") facts.listed = await this.listed(config.committer_users, user.id);
-      else if (need === "accessLevel") facts.accessLevel = await this.port.effectiveAccessLevel(projectId, user.id);
+      if (need === "listed") {
+        facts.listed = await this.listed(config.committer_users, user.id);
+        // A project's policy file adds to the server's list: the reason names the one that has the user.
+        if (facts.listed && config !== this.config && !(await this.listed(this.config.committer_users, user.id))) {
+          facts.listedIn = "the project's policy file";
+        }
+      } else if (need === "accessLevel") facts.accessLevel = await this.port.effectiveAccessLevel(projectId, user.id);
       else facts.groupLevels = await this.groupLevels(user.id, config);
     }
-    let result = authorize(facts, config);
-    if (facts.listed && config !== this.config && !(await this.listed(this.config.committer_users, user.id))) {
-      // Listed by the project's policy file, not by the server's `trust.committer_users`: the reason says which.
-      result = { ...result, reason: result.reason.replace("trust.committer_users", "the project's policy file") };
-    }
+    const result = authorize(facts, config);
     if (!result.committer) {
       await this.store.cacheRefusal(projectId, user.id, result.reason, REFUSAL_CACHE_SECONDS);
     }

@@ -21,7 +21,7 @@
  */
 import { parseDocument } from "yaml";
 import { z } from "zod";
-import type { Config } from "../config/config.js";
+import { accessLevel, type Config, committerUser } from "../config/config.js";
 import type { GitLabPort } from "../gitlab/port.js";
 import type { Logger } from "../logger.js";
 import type { Redis } from "../redis.js";
@@ -41,27 +41,11 @@ export const RETRY_MS = 60_000;
 
 export type TrustSettings = Config["trust"];
 
-const ACCESS_LEVELS = { guest: 10, planner: 15, reporter: 20, developer: 30, maintainer: 40, owner: 50 } as const;
-
-const accessLevel = z
-  .union([z.enum(Object.keys(ACCESS_LEVELS) as [keyof typeof ACCESS_LEVELS]), z.number().int().min(10).max(50)], {
-    error: "one of guest, planner, reporter, developer, maintainer, owner, or a number from 10 to 50",
-  })
-  .transform((v) => (typeof v === "number" ? v : ACCESS_LEVELS[v]));
-
 const label = z.string().min(1, "a label name").max(255, "a label name of at most 255 characters");
 
 /** The file's keys: the server's `trust` key names, for the settings a project may set (README "Per-project policy"). */
 export const policySchema = z.strictObject({
-  committer_users: z
-    .array(
-      z.union([
-        z.string().regex(/^@?[A-Za-z0-9_.-]+$/, "a username such as alice (or @alice) or a numeric user id"),
-        z.number().int().positive(),
-      ]),
-      { error: "a list of usernames or user ids" },
-    )
-    .optional(),
+  committer_users: z.array(committerUser, { error: "a list of usernames or user ids" }).optional(),
   committer_groups: z
     .array(z.union([z.string().min(1), z.number().int().positive()]), { error: "a list of group paths or ids" })
     .optional(),

@@ -25,21 +25,13 @@ export interface MrCache {
   /** The source branch the cache was written for (a changed source branch invalidates it). */
   sourceBranch: string;
   /**
-   * GitLab's last answer about the MR as the last pass read it: what the incremental sweep (sweep.ts) compares a
-   * list page with. The trusted branch and the pipeline are what the note records (`noteBody`).
+   * GitLab's last answer about the MR: as the last pass read it at its start, with the pass's own label writes.
+   * What the incremental sweep (sweep.ts) compares a list page with, and what a pipeline-mirroring pass decides
+   * from (workflow.ts). The trusted branch and the pipeline are what the note records (`noteBody`).
    */
-  seen?: SeenMergeRequest;
-  /** The MR as the last pass read it (and its label writes left it): what a pipeline-mirroring pass decides from. */
   mr?: MergeRequest;
   /** When (ms, the bot's clock) a pass last read everything about the MR (a "full" pass); the sweep's rota. */
   verifiedAt?: number;
-}
-
-/** What GitLab said about an MR, as far as the sweep compares it. */
-export interface SeenMergeRequest {
-  head: string;
-  state: string;
-  updatedAt: string;
 }
 
 export interface Hints {

@@ -192,7 +192,7 @@ async function sweepProject(
   for (const [i, mr] of gone.entries()) {
     const cache = goneCaches[i];
     const recorded = cache ? decodeState(cache.noteBody ?? undefined).pipeline : undefined;
-    if (cache && (cache.seen?.state !== mr.state || (recorded && isActive(recorded.status)))) {
+    if (cache && (cache.mr?.state !== mr.state || (recorded && isActive(recorded.status)))) {
       // A full look: the reconcile deletes the trusted branch it owns, which the record alone may not show.
       await reconcile(mr, "closed", (k) => store.hintFull(k));
       closing.add(trustedBranchName(prefix, mr));
@@ -255,10 +255,17 @@ export function compare(
   listedSha: string | null | undefined,
 ): SweepReason | undefined {
   if (!cache || cache.sourceBranch !== mr.sourceBranch) return "cold";
-  if (cache.seen?.head !== mr.sha || cache.seen.state !== mr.state) return "moved";
-  // Labels (the trust-state labels a person may have taken off) and the target branch, as the last pass left them.
+  // Head, state, target branch and labels (the trust-state labels a person may have taken off) as the last pass
+  // left them.
   const last = cache.mr;
-  if (last && (last.targetBranch !== mr.targetBranch || !sameLabels(last.labels, mr.labels))) return "moved";
+  if (
+    last?.sha !== mr.sha ||
+    last.state !== mr.state ||
+    last.targetBranch !== mr.targetBranch ||
+    !sameLabels(last.labels, mr.labels)
+  ) {
+    return "moved";
+  }
   const record = decodeState(cache.noteBody ?? undefined, { branch: branchName });
   // A committer branch's MR needs no trust: whatever is under its trusted branch name is not its grant, and the
   // rota's full look is what notices the source branch losing its protection.

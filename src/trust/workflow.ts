@@ -183,26 +183,31 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     command?: ParsedCommandJob,
     mirror = false,
   ): Promise<Observed["state"] | undefined> {
-    const bot = await botUser();
+    // The target project's settings (never the source project's: a fork supplies no policy), and a command's
+    // write-ahead intent (only this MR's jobs write it, under the lock this job holds).
+    const [bot, { trust, problem: policyProblem }, intent] = await Promise.all([
+      botUser(),
+      policies.effective(key.projectId),
+      store.intent(key),
+    ]);
     // Mirroring a pipeline (a job only pipeline events asked for, and only their hints): the MR as last read will
-    // do, as long as no command is being carried out (its write-ahead intent needs a fresh look). What it decides
-    // from the MR is only what the pipeline's status means for the grant the record holds; an MR event that came
-    // meanwhile has a reconcile of its own, which reads the MR.
+    // do, as long as no command is being carried out (its intent needs a fresh look). What it decides from the MR is
+    // only what the pipeline's status means for the grant the record holds; an MR event that came meanwhile has a
+    // reconcile of its own, which reads the MR.
     const known =
-      mirror && !command && mirrorsOnly(hints) && cache?.mr?.state === "opened" && !(await store.intent(key))
-        ? cache.mr
-        : undefined;
-    // The target project's settings (never the source project's: a fork supplies no policy).
-    const { trust, problem: policyProblem } = await policies.effective(key.projectId);
+      mirror && !command && !intent && mirrorsOnly(hints) && cache?.mr?.state === "opened" ? cache.mr : undefined;
     // A bare `/trust` needs to know when the head became the head and when the comment was written: read in
     // parallel with the MR, they cost no extra round trip.
     const timing = command && isBareTrust(command) ? commentTiming(key, command.job.noteId) : undefined;
     timing?.catch(() => undefined); // awaited below; an early MR-read failure must not leave it unhandled
     const authorize = (projectId: number, user: User) => committers.authorize(projectId, user);
-    const [observed, intent] = await Promise.all([
-      observe({ port, config: trust, bot, now: now().toISOString(), authorize }, key, cache, hints, known),
-      store.intent(key),
-    ]);
+    const observed = await observe(
+      { port, config: trust, bot, now: now().toISOString(), authorize },
+      key,
+      cache,
+      hints,
+      known,
+    );
     if (!observed) {
       log.info({ reason }, "merge request not found; nothing to do");
       return undefined;
@@ -302,7 +307,6 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       committerBranch: o.committerBranch,
       sourceBranch: o.mr.sourceBranch,
       // As read at the start of the pass: a change since then shows up on the sweep's next list page.
-      seen: { head: o.mr.sha, state: o.mr.state, updatedAt: o.mr.updatedAt },
       mr: o.mr,
       ...(verifiedAt !== undefined ? { verifiedAt } : {}),
     });

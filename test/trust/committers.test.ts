@@ -92,6 +92,27 @@ describe("Committers", () => {
     assert.match(renamed.reason, /^@alice-new is listed in trust\.committer_users/);
   });
 
+  it("a project's own list (its policy file) counts there only, and the reason names it", async () => {
+    const config = configSchema.parse({
+      gitlab: { url: sim.url, token: bot.token },
+      trust: { committer_users: [gus.id] },
+    });
+    const lib = sim.addProject({ path: "org/lib" });
+    const c = new Committers({
+      port: new GitbeakerAdapter({ config, metrics }),
+      config: config.trust,
+      store: new TrustStore(redis, prefix),
+      logger: captureLogger("warn").logger,
+      // What policy.ts merges for org/app: alice added to the server's list.
+      configFor: async (projectId) =>
+        projectId === app.id ? { ...config.trust, committer_users: [gus.id, "alice"] } : config.trust,
+    });
+    assert.match((await c.authorize(app.id, alice)).reason, /^@alice is listed in the project's policy file/);
+    assert.match((await c.authorize(app.id, gus)).reason, /^@gus is listed in trust\.committer_users/);
+    const elsewhere = await c.authorize(lib.id, alice);
+    assert.equal(elsewhere.committer, false, "a name resolved for org/app makes no committer in org/lib");
+  });
+
   it("accepts numeric user ids in committer_users, with no look-up at all", async () => {
     const { committers: c } = committers({ committer_users: [gus.id] });
     assert.deepEqual(await calls(async () => assert.equal((await c.authorize(app.id, gus)).committer, true)), []);

@@ -41,6 +41,17 @@ function addLib(w: TrustWorld, o: { protectMain: boolean }): { lib: SimProject; 
   return { lib, fork };
 }
 
+/** Erin's fork MR into org/lib. */
+function openLibMr(w: TrustWorld, lib: SimProject, fork: SimProject) {
+  w.sim.push(fork.id, "fix", { userId: w.erin.id });
+  return w.sim.openMergeRequest({
+    sourceProjectId: fork.id,
+    sourceBranch: "fix",
+    authorId: w.erin.id,
+    targetProjectId: lib.id,
+  });
+}
+
 function stickyBody(w: TrustWorld, projectId: number, iid: number): string {
   const notes = w.sim.notes(projectId, iid).filter((n) => n.authorId === w.bot.id && n.body.startsWith(STICKY_MARKER));
   assert.equal(notes.length, 1, "exactly one sticky note");
@@ -55,13 +66,7 @@ describe("per-project policy", () => {
     await w.settle();
 
     const mr = w.openForkMr();
-    w.sim.push(fork.id, "fix", { userId: w.erin.id });
-    const libMr = w.sim.openMergeRequest({
-      sourceProjectId: fork.id,
-      sourceBranch: "fix",
-      authorId: w.erin.id,
-      targetProjectId: lib.id,
-    });
+    const libMr = openLibMr(w, lib, fork);
     await w.settle();
 
     w.sim.comment(w.app.id, mr.iid, w.dev.id, `/trust ${mr.sha}`);
@@ -159,13 +164,7 @@ describe("per-project policy", () => {
     const w = await start(withPolicy());
     const { lib, fork } = addLib(w, { protectMain: false });
     commitPolicy(w, "committer_users: [dev]\n", lib, w.dev.id); // dev may push to lib's unprotected main
-    w.sim.push(fork.id, "fix", { userId: w.erin.id });
-    const libMr = w.sim.openMergeRequest({
-      sourceProjectId: fork.id,
-      sourceBranch: "fix",
-      authorId: w.erin.id,
-      targetProjectId: lib.id,
-    });
+    const libMr = openLibMr(w, lib, fork);
     await w.settle();
     w.sim.comment(lib.id, libMr.iid, w.dev.id, `/trust ${libMr.sha}`);
     await w.settle();

@@ -248,16 +248,16 @@ export async function runSweepOnce(options: SweepOnceOptions): Promise<SweepOnce
     await waitForRedis(redis, REDIS_START_TIMEOUT_MS);
     const handlers = options.handlers ?? (await loadWorkflow({ config, logger, metrics, redis }, cleanups));
     const locks = createMrLocks({ redis, prefix: config.redis.prefix, ttlMs: config.worker.mr_lock_ttl_ms });
-    const found = new Map<string, { mr: MrKey; reason: string }>();
+    const found = new Map<string, { mr: MrKey; reason: string; options?: ReconcileOptions }>();
     const ctx: JobContext = {
       log: logger,
-      enqueueReconcile: async (mr, reason) => {
-        found.set(`${mr.projectId}!${mr.mrIid}`, { mr, reason });
+      enqueueReconcile: async (mr, reason, options) => {
+        found.set(`${mr.projectId}!${mr.mrIid}`, { mr, reason, ...(options ? { options } : {}) });
       },
     };
     await handlers.sweep({ kind: "sweep", reason: "cli" }, ctx);
     const result: SweepOnceResult = { reconciled: 0, busy: 0, failed: 0 };
-    for (const { mr, reason } of found.values()) {
+    for (const { mr, reason, options: jobOptions } of found.values()) {
       const log = logger.child({ projectId: mr.projectId, mrIid: mr.mrIid });
       const lock = await locks.tryAcquire(mr);
       if (!lock) {
@@ -266,7 +266,7 @@ export async function runSweepOnce(options: SweepOnceOptions): Promise<SweepOnce
         continue;
       }
       try {
-        await handlers.reconcile(reconcileJob(mr, reason), { ...ctx, log });
+        await handlers.reconcile(reconcileJob(mr, reason, jobOptions), { ...ctx, log });
         result.reconciled += 1;
       } catch (error) {
         result.failed += 1;

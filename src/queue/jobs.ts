@@ -5,6 +5,7 @@
  * Only a comment carries information that GitLab does not keep as state (who asked for what, seeing which SHA),
  * so a command is its own job and is never coalesced away.
  */
+import type { MergeRequest } from "../gitlab/port.js";
 import type { Logger } from "../logger.js";
 
 /** An MR, addressed in its target project (where the hooks fire and the trusted branch lives). */
@@ -32,12 +33,34 @@ export interface ReconcileJob extends MrKey {
    * the pipeline against the MR as last read (observe.ts) instead of reading it again.
    */
   mirror?: boolean;
+  /**
+   * What the sweep's list pages said about an MR with no record (sweep.ts): such jobs too coalesce only with each
+   * other, and their pass may start from this instead of reading the MR again while the record is still cold
+   * (workflow.ts). Never a reason to believe a trusted branch is anywhere: see {@link ListedFacts}.
+   */
+  listed?: ListedFacts;
+}
+
+/**
+ * What the sweep's list pages said about an MR a moment ago. `mr`: the MR as the open-MR list (or, for a branch the
+ * sweep cleaned up, a single read) gave it. `branchSha`: its trusted branch's SHA per the list of trusted branches
+ * (`null`: no such branch); it only ever confirms the note's record (observe.ts). `committerBranch`: whether the
+ * source branch is protected, per the project's branch list (the `protected` a single branch read gives too:
+ * GitLab's `ProtectedBranch.protected?`). `cleanedUp`: the sweep itself just deleted the trusted branch.
+ */
+export interface ListedFacts {
+  mr: MergeRequest;
+  branchSha?: string | null;
+  committerBranch?: boolean;
+  cleanedUp?: boolean;
 }
 
 /** How a reconcile is enqueued (`JobContext.enqueueReconcile`). */
 export interface ReconcileOptions {
   /** See {@link ReconcileJob.mirror}. */
   mirror?: boolean;
+  /** See {@link ReconcileJob.listed}. */
+  listed?: ListedFacts;
 }
 
 /** A note on an MR that may carry a command. One job per note; never coalesced. */

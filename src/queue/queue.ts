@@ -101,11 +101,12 @@ export function jobSpec(
 }
 
 /**
- * One waiting reconcile per MR, and one more for pipeline mirroring: a mirror job must never absorb a reconcile an
- * MR event asked for (its pass may skip reading the MR), while mirror jobs coalesce with each other.
+ * One waiting reconcile per MR, one more for pipeline mirroring and one for the sweep's cold looks: a job whose pass
+ * may skip reading the MR must never absorb a reconcile an MR event asked for, while such jobs coalesce with each
+ * other.
  */
 function reconcileDeduplicationId(job: ReconcileJob): string {
-  return `reconcile-${mrKeyString(job)}${job.mirror ? "-mirror" : ""}`;
+  return `reconcile-${mrKeyString(job)}${job.mirror ? "-mirror" : job.listed ? "-listed" : ""}`;
 }
 
 export async function enqueueJobs(queue: BotQueue, config: Pick<Config, "worker">, jobs: JobData[]): Promise<void> {
@@ -124,6 +125,7 @@ export function reconcileJob(mr: MrKey, reason: string, options: ReconcileOption
     mrIid: mr.mrIid,
     reason,
     ...(options.mirror ? { mirror: true } : {}),
+    ...(options.listed ? { listed: options.listed } : {}),
   };
 }
 

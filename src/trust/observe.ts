@@ -1,7 +1,8 @@
 /**
  * Observe: the reads before decide (STYLE.md §4), as few as the situation allows.
  *
- * Always: the MR itself (`GET .../merge_requests/:iid`), because every event is only a hint that it changed.
+ * Always: the MR itself (`GET .../merge_requests/:iid`), because every event is only a hint that it changed, unless
+ * the caller has it (a pipeline-mirroring pass: as last read; the sweep's cold look: as just listed).
  * The rest comes from the MR cache unless the cache is cold or a hint says it changed:
  * - the sticky note (and its trust record) is listed only on a cold cache or a full look (the sweep's);
  * - the trusted branch is read only when a push to it came from someone other than the bot, on a full look, or on
@@ -18,7 +19,7 @@
  */
 import type { GitLabPort, MergeRequest, PipelineJob, PipelineStatus, User } from "../gitlab/port.js";
 import type { Authorization } from "./authorize.js";
-import type { MrKey } from "../queue/jobs.js";
+import type { ListedFacts, MrKey } from "../queue/jobs.js";
 import { chooseTrustedPipeline, type DecideConfig, trustedBranchName } from "./decide.js";
 import { isActive, isFinished, mirroredStatus, type Observed } from "./model.js";
 import { decodeState, EMPTY_STATE, type RecordedPipeline, STICKY_MARKER } from "./state.js";
@@ -41,26 +42,36 @@ export async function observe(
   key: MrKey,
   cache: MrCache | undefined,
   hints: Hints,
-  /** The MR as last read, when the caller decided it will do (workflow.ts: mirroring a pipeline). */
-  known?: MergeRequest,
+  /**
+   * The MR as last read or listed, when the caller decided it will do (workflow.ts: mirroring a pipeline, or the
+   * sweep's cold look), and what the sweep's lists said (`ListedFacts`).
+   */
+  start: { known?: MergeRequest; listed?: Omit<ListedFacts, "mr"> } = {},
 ): Promise<Observed | undefined> {
+  const { known, listed } = start;
   const { port, config } = ctx;
   const mr = known ?? (await port.getMergeRequest(key.projectId, key.mrIid));
   if (!mr) return undefined;
-  // Cold: nothing cached for this MR (or for another source branch): the note and the committer-branch check are
-  // read again. Full (a sweep's rota, or its finding that GitLab disagrees with the cache): everything is.
-  const cold = !cache || cache.sourceBranch !== mr.sourceBranch;
+  // Cold: nothing cached for this MR (or for another source branch, or from before it was reopened): the note and
+  // the committer-branch check are read again. Full (a sweep's rota, or its finding that GitLab disagrees with the
+  // cache): everything is.
+  const reopened = cache?.mr !== undefined && cache.mr.state !== "opened" && mr.state === "opened";
+  const cold = !cache || cache.sourceBranch !== mr.sourceBranch || reopened;
   const full = hints.full || cold;
   const base = { now: ctx.now, bot: ctx.bot, mr };
 
   const sameProject = mr.sourceProjectId === mr.projectId;
   // On a cold cache the sweep's branch list may have said already (the list's `protected` is the single read's).
-  const listedCommitter = cold && !hints.full ? hints.listed?.committerBranch : undefined;
+  // A merged or closed MR is not asked: the answer only decides whether its note is looked at, and a committer
+  // branch's MR has no note and no branch of its own to clean up (decide.ts); it is asked again if reopened.
+  const listedCommitter = cold && !hints.full ? listed?.committerBranch : undefined;
   const committerBranch = !sameProject
     ? false
-    : full || !cache
-      ? (listedCommitter ?? (await port.getBranch(mr.projectId, mr.sourceBranch))?.protected ?? false)
-      : cache.committerBranch;
+    : mr.state !== "opened"
+      ? (cache?.committerBranch ?? false)
+      : full || !cache
+        ? (listedCommitter ?? (await port.getBranch(mr.projectId, mr.sourceBranch))?.protected ?? false)
+        : cache.committerBranch;
   if (committerBranch) {
     return {
       ...base,
@@ -90,10 +101,13 @@ export async function observe(
 
   let branch: Observed["branch"] = { sha: state.branchSha ?? null, fresh: false };
   // On a cold cache the branch is read again, unless the sweep's branch list just said the same as the record
-  // (`hints.listed`): the list confirms the record, it never replaces a read that could disagree.
-  const listedSha = hints.listed?.branchSha;
+  // (`listed`): the list confirms the record, it never replaces a read that could disagree. A branch the sweep has
+  // just deleted is gone, as the bot's own write (unless a push to it came since).
+  const listedSha = listed?.branchSha;
   const confirmed = cold && !hints.full && listedSha !== undefined && listedSha === branch.sha;
-  if ((full && !confirmed) || hints.branch) {
+  if (listed?.cleanedUp && !hints.branch) {
+    branch = { sha: null, fresh: true };
+  } else if ((full && !confirmed) || hints.branch) {
     branch = { sha: (await port.getBranch(mr.projectId, branchName))?.sha ?? null, fresh: true };
   }
   // A hand-pushed trusted branch becomes a grant only if its pusher is a committer (decide.ts), so ask now.

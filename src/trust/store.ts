@@ -2,16 +2,21 @@
  * What the workflow keeps in Redis: caches of GitLab state and hints from events, never a decision (STYLE.md §5).
  * Losing all of it costs API calls (the next reconcile reads everything), not correctness.
  *
- * - MR cache: the sticky note as the bot last wrote or read it, and whether the source branch is a committer
- *   branch. A warm cache saves re-listing the MR's notes on every event; the sweep bypasses it.
- * - Hints: what events said changed since the last reconcile of an MR (its trusted branch was pushed by hand, a
- *   pipeline on it changed, a sweep asked for a full look). Observe reads exactly those things again. A hint is
- *   cleared only after a pass succeeded, and only if no newer hint replaced it meanwhile. Hints are the one
- *   place what an event said survives: reconcile jobs are coalesced, so their own data may be dropped.
- * - Pass markers: "a job holding this MR's lock will look at the hints again before it lets go". A pipeline event
- *   that arrives meanwhile (typically the echo of the bot's own write) leaves its hint and enqueues nothing; the
- *   job compares it with what it recorded and runs another pass if it tells something new.
- * - The bot's own user, and when the sweep first saw an orphaned trusted branch.
+ * Per MR, one record (a Redis hash, {@link MrRecord}): everything a pass needs before its first GitLab call comes
+ * back in one round trip, and a pipeline event's hint and its "is a pass running?" check are one more.
+ * - `cache`: GitLab's last answer about the MR (the MR as the last pass read it, the sticky note as the bot last
+ *   wrote or read it, whether the source branch is a committer branch). A warm cache saves re-listing the notes on
+ *   every event; the incremental sweep compares its list pages with it.
+ * - hints: what events said changed since the last pass (the trusted branch was pushed by hand, a pipeline on it
+ *   changed, a sweep asked for a full look). Observe reads exactly those things again. A hint is cleared only after
+ *   a pass succeeded, and only if no newer hint replaced it meanwhile. Hints are the one place what an event said
+ *   survives: reconcile jobs are coalesced, so their own data may be dropped.
+ * - `pass`: "a job holding this MR's lock will look at the hints again before it lets go" (a token and when it
+ *   expires, in case the process dies). A pipeline event that arrives meanwhile (typically the echo of the bot's own
+ *   write) leaves its hint and enqueues nothing; the job compares it with what it recorded and runs another pass if
+ *   it tells something new.
+ * - `intent`: a committer's command written ahead of the branch write it causes.
+ * Besides: deferred actions not yet done, the bot's own user, the sweep's claim and bookmarks, refusals.
  */
 import { randomUUID } from "node:crypto";
 import type { MergeRequest, User } from "../gitlab/port.js";
@@ -34,6 +39,16 @@ export interface MrCache {
   verifiedAt?: number;
 }
 
+/** One MR's record as a pass starts from it. */
+export interface MrRecord {
+  cache?: MrCache;
+  /** The command written ahead of its branch write, while it is not yet recorded in the note. */
+  intent?: CommandIntent;
+  hints: Hints;
+  /** Deferred actions of the MR are waiting (only {@link TrustStore.beginPass} says; `true` when unknown). */
+  pending: boolean;
+}
+
 export interface Hints {
   /** Read everything again (sweep, or a cold cache). */
   full: boolean;
@@ -44,21 +59,8 @@ export interface Hints {
    * (pipeline, status), so events that arrive out of order or pile up before a reconcile all count.
    */
   pipelines: PipelineHint[];
-  /** What the sweep's list pages said (`hintListed`), for a pass with a cold cache. */
-  listed?: ListedFacts;
-  /** Raw fields as read, for the compare-and-delete in {@link TrustStore.endPass}. */
+  /** The hint fields as read, for the compare-and-delete in {@link TrustStore.endPass}. */
   raw: Record<string, string>;
-}
-
-/**
- * What the sweep's list pages said about an MR a moment ago. `branchSha`: the trusted branch's SHA per the list of
- * trusted branches (`null`: no such branch); it only ever confirms the note's record (observe.ts). `committerBranch`:
- * whether the MR's source branch is protected, per the project's branch list (the same `protected` a single branch
- * read gives: GitLab's `ProtectedBranch.protected?`).
- */
-export interface ListedFacts {
-  branchSha?: string | null;
-  committerBranch?: boolean;
 }
 
 /** Whether there is any hint at all. */
@@ -79,12 +81,12 @@ export interface PipelineHint {
 }
 
 /**
- * MR caches outlive the sweep's slowest rota (`sweep.verify_interval_seconds`, default 2 days): an MR whose cache
- * expired costs the sweep a cold look. Open MRs are kept warm by every pass; a closed one's cache simply expires.
+ * MR records outlive the sweep's slowest rota (`sweep.verify_interval_seconds`, default 2 days): an MR whose record
+ * expired costs the sweep a cold look. Open MRs are kept warm by every pass; a closed one's record simply expires.
  */
-const CACHE_TTL_SECONDS = 8 * 24 * 3600;
+const RECORD_TTL_SECONDS = 8 * 24 * 3600;
 /** A command intent outlives any retry of its command (retries back off to minutes, outages last hours). */
-const INTENT_TTL_SECONDS = 24 * 3600;
+const INTENT_TTL_MS = 24 * 3600 * 1000;
 const PENDING_TTL_SECONDS = 7 * 24 * 3600;
 
 /**
@@ -101,53 +103,121 @@ export interface CommandIntent {
   noteUrl?: string;
 }
 
+/** The record's fields that are not hints. */
+const CACHE = "cache";
+const INTENT = "intent";
+const PASS = "pass";
+
 /** KEYS[1]; ARGV[1] value. Deletes the key if it still holds that value. */
 const DELETE_IF_EQUAL = `
 if redis.call("GET", KEYS[1]) == ARGV[1] then
   return redis.call("DEL", KEYS[1])
 end
 return 0`;
-const HINT_TTL_SECONDS = 24 * 3600;
 const BOT_TTL_SECONDS = 3600;
 
 /**
- * KEYS[1] hints, KEYS[2] pass marker; ARGV[1] the pass's token, then the field/value pairs the pass read. Deletes
- * those still unchanged and returns the hints left; only when none are left does the marker go, in the same step,
- * so a hint written while a pipeline job saw the marker is always in some answer.
+ * Lua shared by the record's scripts. The pass marker is `<token> <expiry ms>`, on Redis's clock (`TIME`: every
+ * process compares with the same clock).
  */
-const END_PASS = `
+const RECORD_LUA = `
+local function now_ms()
+  local t = redis.call("TIME")
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function pass_holder(key)
+  local v = redis.call("HGET", key, "${PASS}")
+  if not v then return nil end
+  local token, expiry = string.match(v, "^(%S+) (%d+)$")
+  if not token or tonumber(expiry) <= now_ms() then return nil end
+  return token
+end
+local function hints_of(key)
+  local all = redis.call("HGETALL", key)
+  local out = {}
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if f ~= "${CACHE}" and f ~= "${INTENT}" and f ~= "${PASS}" then
+      out[#out + 1] = f
+      out[#out + 1] = all[i + 1]
+    end
+  end
+  return out
+end
+`;
+
+/**
+ * KEYS[1] record, KEYS[2] pending actions; ARGV[1] token, ARGV[2] ttl ms, ARGV[3] record ttl s. Marks a pass as
+ * running and returns `{ record fields, pending exists }`.
+ */
+const BEGIN_PASS = `${RECORD_LUA}
+redis.call("HSET", KEYS[1], "${PASS}", ARGV[1] .. " " .. (now_ms() + tonumber(ARGV[2])))
+redis.call("EXPIRE", KEYS[1], ARGV[3])
+return { redis.call("HGETALL", KEYS[1]), redis.call("EXISTS", KEYS[2]) }`;
+
+/** KEYS[1] record; ARGV[1] token, ARGV[2] ttl ms. Renews the marker unless another pass's live token is there. */
+const RENEW_PASS = `${RECORD_LUA}
+local holder = pass_holder(KEYS[1])
+if holder == nil or holder == ARGV[1] then
+  redis.call("HSET", KEYS[1], "${PASS}", ARGV[1] .. " " .. (now_ms() + tonumber(ARGV[2])))
+end
+return 1`;
+
+/**
+ * KEYS[1] record; ARGV[1] the pass's token, then the hint field/value pairs the pass read. Deletes those still
+ * unchanged and returns the hints left; only when none are left does the marker go, in the same step, so a hint
+ * written while a pipeline job saw the marker is always in some answer.
+ */
+const END_PASS = `${RECORD_LUA}
 for i = 2, #ARGV, 2 do
   if redis.call("HGET", KEYS[1], ARGV[i]) == ARGV[i + 1] then
     redis.call("HDEL", KEYS[1], ARGV[i])
   end
 end
-local left = redis.call("HGETALL", KEYS[1])
-if #left == 0 and redis.call("GET", KEYS[2]) == ARGV[1] then
-  redis.call("DEL", KEYS[2])
+local left = hints_of(KEYS[1])
+if #left == 0 and pass_holder(KEYS[1]) == ARGV[1] then
+  redis.call("HDEL", KEYS[1], "${PASS}")
 end
 return left`;
 
-/** KEYS[1] hints; ARGV[1] field, ARGV[2] value. Deletes the field if it still holds that value. */
-const WITHDRAW_HINT = `
+/** KEYS[1] record; ARGV[1] token. Removes the marker if still the pass's; returns the hints, none cleared. */
+const ABANDON_PASS = `${RECORD_LUA}
+if pass_holder(KEYS[1]) == ARGV[1] then
+  redis.call("HDEL", KEYS[1], "${PASS}")
+end
+return hints_of(KEYS[1])`;
+
+/**
+ * KEYS[1] record; ARGV[1] field, ARGV[2] value, ARGV[3] record ttl s. Writes a hint; returns `{ a pass is running,
+ * the cache }` (a pipeline event's one round trip).
+ */
+const HINT = `${RECORD_LUA}
+redis.call("HSET", KEYS[1], ARGV[1], ARGV[2])
+redis.call("EXPIRE", KEYS[1], ARGV[3])
+return { pass_holder(KEYS[1]) and 1 or 0, redis.call("HGET", KEYS[1], "${CACHE}") }`;
+
+/** KEYS[1] record. 1 when a pass holds a live marker. */
+const PASS_RUNNING = `${RECORD_LUA}
+return pass_holder(KEYS[1]) and 1 or 0`;
+
+/** KEYS[1] record; ARGV[1] field, ARGV[2] value. Deletes the field if it still holds that value. */
+const DELETE_FIELD_IF_EQUAL = `
 if redis.call("HGET", KEYS[1], ARGV[1]) == ARGV[2] then
   return redis.call("HDEL", KEYS[1], ARGV[1])
 end
 return 0`;
 
-/** KEYS[1] pass marker; ARGV[1] token, ARGV[2] ttl ms. Sets it again unless another pass's token is there. */
-const RENEW_PASS = `
-local holder = redis.call("GET", KEYS[1])
-if holder == false or holder == ARGV[1] then
-  redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+/**
+ * KEYS[1] record; ARGV[1] cache, ARGV[2] record ttl s, ARGV[3] the intent (as stored) the note now records, or "".
+ * Writes the cache and, if the intent is still that one, forgets it.
+ */
+const REMEMBER = `
+redis.call("HSET", KEYS[1], "${CACHE}", ARGV[1])
+if ARGV[3] ~= "" and redis.call("HGET", KEYS[1], "${INTENT}") == ARGV[3] then
+  redis.call("HDEL", KEYS[1], "${INTENT}")
 end
+redis.call("EXPIRE", KEYS[1], ARGV[2])
 return 1`;
-
-/** KEYS[1] hints, KEYS[2] pass marker; ARGV[1] token. Removes the marker if still the pass's; returns the hints. */
-const ABANDON_PASS = `
-if redis.call("GET", KEYS[2]) == ARGV[1] then
-  redis.call("DEL", KEYS[2])
-end
-return redis.call("HGETALL", KEYS[1])`;
 
 export class TrustStore {
   constructor(
@@ -159,22 +229,38 @@ export class TrustStore {
     return [this.prefix, "trust", ...parts].join(":");
   }
 
+  /** The MR's record (a hash; the name differs from the string key of versions before it, which simply expire). */
+  private recordKey(mr: MrKey): string {
+    return this.key("record", mr.projectId, mr.mrIid);
+  }
+
+  /** The MR's record as it is now (outside a pass: a command's answer, tests). */
+  async record(mr: MrKey): Promise<MrRecord> {
+    return { ...parseRecord(await this.redis.hgetall(this.recordKey(mr))), pending: true };
+  }
+
   async getMrCache(mr: MrKey): Promise<MrCache | undefined> {
-    return parseMrCache(await this.redis.get(this.key("mr", mr.projectId, mr.mrIid)));
+    return parseMrCache(await this.redis.hget(this.recordKey(mr), CACHE));
   }
 
   /** The caches of many MRs in one round trip per 500 (the sweep); `undefined` where there is none. */
   async getMrCaches(mrs: readonly MrKey[]): Promise<Array<MrCache | undefined>> {
     const out: Array<MrCache | undefined> = [];
     for (let i = 0; i < mrs.length; i += 500) {
-      const keys = mrs.slice(i, i + 500).map((mr) => this.key("mr", mr.projectId, mr.mrIid));
-      for (const raw of await this.redis.mget(...keys)) out.push(parseMrCache(raw));
+      const batch = this.redis.pipeline();
+      for (const mr of mrs.slice(i, i + 500)) batch.hget(this.recordKey(mr), CACHE);
+      for (const [, raw] of (await batch.exec()) ?? []) out.push(parseMrCache(raw as string | null));
     }
     return out;
   }
 
-  async putMrCache(mr: MrKey, cache: MrCache): Promise<void> {
-    await this.redis.set(this.key("mr", mr.projectId, mr.mrIid), JSON.stringify(cache), "EX", CACHE_TTL_SECONDS);
+  /**
+   * Caches what a pass saw and wrote, and forgets `doneIntent` (the intent as read or written by the pass) when the
+   * note now records its outcome, unless a newer one replaced it.
+   */
+  async remember(mr: MrKey, cache: MrCache, doneIntent?: CommandIntent): Promise<void> {
+    const intent = doneIntent ? storedIntent(doneIntent) : "";
+    await this.redis.eval(REMEMBER, 1, this.recordKey(mr), JSON.stringify(cache), RECORD_TTL_SECONDS, intent);
   }
 
   async hintFull(mr: MrKey): Promise<void> {
@@ -185,14 +271,26 @@ export class TrustStore {
     await this.hint(mr, "branch", JSON.stringify({ pusher, n: randomUUID() }));
   }
 
-  /** Records what a pipeline event said; returns the hint, for {@link withdrawHint}. */
-  async hintPipeline(mr: MrKey, pipelineId: number, status: string): Promise<WrittenHint> {
-    return this.hint(mr, `pipeline:${pipelineId}:${status}`, JSON.stringify({ status, n: randomUUID() }));
+  /**
+   * Records what a pipeline event said. Returns the hint (for {@link withdrawHint}), whether a pass of the MR is
+   * running (it will look at the hint before it ends) and the MR's cache: one round trip.
+   */
+  async hintPipeline(
+    mr: MrKey,
+    pipelineId: number,
+    status: string,
+  ): Promise<{ hint: WrittenHint; passRunning: boolean; cache: MrCache | undefined }> {
+    const field = `pipeline:${pipelineId}:${status}`;
+    const value = JSON.stringify({ status, n: randomUUID() });
+    const [running, cache] = (await this.redis.eval(HINT, 1, this.recordKey(mr), field, value, RECORD_TTL_SECONDS)) as [
+      number,
+      string | null,
+    ];
+    return { hint: { field, value }, passRunning: running === 1, cache: parseMrCache(cache) };
   }
 
   private async hint(mr: MrKey, field: string, value: string): Promise<WrittenHint> {
-    const key = this.hintsKey(mr);
-    await this.redis.multi().hset(key, field, value).expire(key, HINT_TTL_SECONDS).exec();
+    await this.redis.eval(HINT, 1, this.recordKey(mr), field, value, RECORD_TTL_SECONDS);
     return { field, value };
   }
 
@@ -201,35 +299,40 @@ export class TrustStore {
    * meanwhile has already seen it; one that comes later must not take a stale "nothing changed" from it.
    */
   async withdrawHint(mr: MrKey, hint: WrittenHint): Promise<void> {
-    await this.redis.eval(WITHDRAW_HINT, 1, this.hintsKey(mr), hint.field, hint.value);
-  }
-
-  private hintsKey(mr: MrKey): string {
-    return this.key("hints", mr.projectId, mr.mrIid);
+    await this.redis.eval(DELETE_FIELD_IF_EQUAL, 1, this.recordKey(mr), hint.field, hint.value);
   }
 
   async readHints(mr: MrKey): Promise<Hints> {
-    return parseHints(await this.redis.hgetall(this.hintsKey(mr)));
+    return (await this.record(mr)).hints;
   }
 
   /**
-   * Marks `mr` as having a reconcile pass that will look at the hints again before it ends; call before reading
-   * them. The marker expires after `ttlMs` in case the process dies: the job's retry then reads the hints anyway.
+   * Marks `mr` as having a reconcile pass that will look at the hints again before it ends, and returns the record
+   * the pass starts from, in one round trip. The marker expires after `ttlMs` in case the process dies: the job's
+   * retry then reads the hints anyway.
    */
-  async beginPass(mr: MrKey, ttlMs: number): Promise<string> {
+  async beginPass(mr: MrKey, ttlMs: number): Promise<{ token: string; record: MrRecord }> {
     const token = randomUUID();
-    await this.redis.set(this.passKey(mr), token, "PX", ttlMs);
-    return token;
+    const [fields, pending] = (await this.redis.eval(
+      BEGIN_PASS,
+      2,
+      this.recordKey(mr),
+      this.pendingKey(mr),
+      token,
+      ttlMs,
+      RECORD_TTL_SECONDS,
+    )) as [string[], number];
+    return { token, record: { ...parseRecord(pairs(fields)), pending: pending === 1 } };
   }
 
   /** Renews the marker for the next pass of the same job, unless another job's pass has taken it meanwhile. */
   async renewPass(mr: MrKey, ttlMs: number, token: string): Promise<void> {
-    await this.redis.eval(RENEW_PASS, 1, this.passKey(mr), token, ttlMs);
+    await this.redis.eval(RENEW_PASS, 1, this.recordKey(mr), token, ttlMs);
   }
 
   /** Whether a pass of `mr` is running, and so will look at a hint written now before it ends. */
   async passRunning(mr: MrKey): Promise<boolean> {
-    return (await this.redis.exists(this.passKey(mr))) === 1;
+    return (await this.redis.eval(PASS_RUNNING, 1, this.recordKey(mr))) === 1;
   }
 
   /**
@@ -238,16 +341,12 @@ export class TrustStore {
    */
   async endPass(mr: MrKey, read: Hints, token: string): Promise<Hints> {
     const args = [token, ...Object.entries(read.raw).flat()];
-    return parseHints(pairs(await this.redis.eval(END_PASS, 2, this.hintsKey(mr), this.passKey(mr), ...args)));
+    return parseHints(pairs(await this.redis.eval(END_PASS, 1, this.recordKey(mr), ...args)));
   }
 
   /** Ends the pass with `token` whatever hints are left (it failed); returns them, none cleared. */
   async abandonPass(mr: MrKey, token: string): Promise<Hints> {
-    return parseHints(pairs(await this.redis.eval(ABANDON_PASS, 2, this.hintsKey(mr), this.passKey(mr), token)));
-  }
-
-  private passKey(mr: MrKey): string {
-    return this.key("pass", mr.projectId, mr.mrIid);
+    return parseHints(pairs(await this.redis.eval(ABANDON_PASS, 1, this.recordKey(mr), token)));
   }
 
   async botUser(load: () => Promise<User>): Promise<User> {
@@ -266,15 +365,6 @@ export class TrustStore {
   }
 
   // ---- the sweep (sweep.ts) ----
-
-  /**
-   * What the sweep's list pages said about the MR (`ListedFacts`), for a pass with a cold cache: where the branch
-   * list agrees with the note's record, the record is confirmed without reading the branch again; where it does
-   * not, the pass reads the branch. Never taken as the trusted branch's state on its own.
-   */
-  async hintListed(mr: MrKey, facts: ListedFacts): Promise<void> {
-    await this.hint(mr, "listed", JSON.stringify({ ...facts, n: randomUUID() }));
-  }
 
   /**
    * Claims the sweep for `ttlMs` (one pass at a time, across processes); the token to release it, or `undefined`
@@ -296,7 +386,7 @@ export class TrustStore {
   }
 
   async putLastSweep(projectId: number, startedAt: string): Promise<void> {
-    await this.redis.set(this.key("sweep", "last", projectId), startedAt, "EX", CACHE_TTL_SECONDS);
+    await this.redis.set(this.key("sweep", "last", projectId), startedAt, "EX", RECORD_TTL_SECONDS);
   }
 
   /** When the sweep first saw `branch` without an MR; set now if unknown. */
@@ -382,30 +472,12 @@ export class TrustStore {
    * branch as the command left it records the command's outcome, by this committer, for this note.
    */
   async writeIntent(mr: MrKey, intent: CommandIntent): Promise<void> {
-    await this.redis.set(this.intentKey(mr), JSON.stringify(intent), "EX", INTENT_TTL_SECONDS);
+    const key = this.recordKey(mr);
+    await this.redis.multi().hset(key, INTENT, storedIntent(intent)).expire(key, RECORD_TTL_SECONDS).exec();
   }
 
   async intent(mr: MrKey): Promise<CommandIntent | undefined> {
-    const raw = await this.redis.get(this.intentKey(mr));
-    if (!raw) return undefined;
-    try {
-      const parsed = JSON.parse(raw) as Partial<CommandIntent>;
-      const known = parsed.command === "untrust" || (parsed.command === "trust" && typeof parsed.sha === "string");
-      return known && typeof parsed.by === "string" && typeof parsed.noteId === "number"
-        ? (parsed as CommandIntent)
-        : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Forgets the intent once the note records its outcome (only if it is still the one that was read). */
-  async clearIntent(mr: MrKey, intent: CommandIntent): Promise<void> {
-    await this.redis.eval(DELETE_IF_EQUAL, 1, this.intentKey(mr), JSON.stringify(intent));
-  }
-
-  private intentKey(mr: MrKey): string {
-    return this.key("intent", mr.projectId, mr.mrIid);
+    return parseIntent(await this.redis.hget(this.recordKey(mr), INTENT));
   }
 
   /**
@@ -464,7 +536,41 @@ function pairs(reply: unknown): Record<string, string> {
   return out;
 }
 
-/** Hints from the raw hash. Pipeline fields are `pipeline:<id>:<status>`; the older `pipeline:<id>` is still read. */
+/** A record's fields: the cache, the intent and the hints (the pass marker is the scripts' business). */
+function parseRecord(fields: Record<string, string>): Omit<MrRecord, "pending"> {
+  const cache = parseMrCache(fields[CACHE]);
+  const intent = parseIntent(fields[INTENT]);
+  const hintFields: Record<string, string> = {};
+  for (const [field, value] of Object.entries(fields)) {
+    if (field !== CACHE && field !== INTENT && field !== PASS) hintFields[field] = value;
+  }
+  return { ...(cache ? { cache } : {}), ...(intent ? { intent } : {}), hints: parseHints(hintFields) };
+}
+
+/**
+ * An intent as stored: with the time it stops counting (a command retried for a day has long been answered), so a
+ * branch made by hand at its SHA a week later is never recorded as that committer's grant.
+ */
+function storedIntent(intent: CommandIntent): string {
+  const expiresAt = Date.parse(intent.at) + INTENT_TTL_MS;
+  return JSON.stringify({ ...intent, expiresAt: Number.isFinite(expiresAt) ? expiresAt : Date.now() + INTENT_TTL_MS });
+}
+
+function parseIntent(raw: string | null | undefined): CommandIntent | undefined {
+  if (!raw) return undefined;
+  try {
+    const { expiresAt, ...parsed } = JSON.parse(raw) as Partial<CommandIntent> & { expiresAt?: unknown };
+    const known = parsed.command === "untrust" || (parsed.command === "trust" && typeof parsed.sha === "string");
+    const live = typeof expiresAt === "number" && expiresAt > Date.now();
+    return known && live && typeof parsed.by === "string" && typeof parsed.noteId === "number"
+      ? (parsed as CommandIntent)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Hints from the record's hint fields. Pipeline fields are `pipeline:<id>:<status>`; the older `pipeline:<id>` too. */
 function parseHints(raw: Record<string, string>): Hints {
   const hints: Hints = { full: raw["full"] !== undefined, pipelines: [], raw };
   for (const [field, value] of Object.entries(raw)) {
@@ -472,23 +578,13 @@ function parseHints(raw: Record<string, string>): Hints {
       if (field === "branch") {
         const { pusher } = JSON.parse(value) as { pusher?: unknown };
         hints.branch = isUser(pusher) ? { pusher: { id: pusher.id, username: pusher.username } } : {};
-      } else if (field === "listed") {
-        const { branchSha, committerBranch } = JSON.parse(value) as { branchSha?: unknown; committerBranch?: unknown };
-        const shaOk =
-          branchSha === undefined ||
-          branchSha === null ||
-          (typeof branchSha === "string" && /^[0-9a-f]{40}$/.test(branchSha));
-        if (!shaOk || !(committerBranch === undefined || typeof committerBranch === "boolean"))
-          throw new Error("malformed");
-        hints.listed = {
-          ...(branchSha !== undefined ? { branchSha: branchSha as string | null } : {}),
-          ...(committerBranch !== undefined ? { committerBranch } : {}),
-        };
       } else if (field.startsWith("pipeline:")) {
         const { status } = JSON.parse(value) as { status: string };
         const id = Number(field.split(":")[1]);
         if (!Number.isInteger(id) || typeof status !== "string") throw new Error("malformed pipeline hint");
         hints.pipelines.push({ id, status });
+      } else if (field !== "full") {
+        throw new Error("unknown hint");
       }
     } catch {
       hints.full = true;

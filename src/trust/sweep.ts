@@ -9,9 +9,10 @@
  * and compares them with the bot's cache of GitLab's last answer per MR (store.ts `MrCache`: the head, state and
  * update time the last pass read, and the note's record of the trusted branch and its pipeline), the way an
  * informer resyncs. Only these MRs are reconciled:
- * - nothing cached (a cold cache): the note is read again; the branch list's answer goes along as a hint, so a
- *   record it confirms needs no branch read, and so does, for many cold same-project MRs, whether their source
- *   branch is protected, from the project's branch list (`hintListed`);
+ * - nothing cached (a cold cache): the note is read again; what the lists said goes along with the reconcile
+ *   (`ListedFacts`): the MR as listed (a fork MR's pass need not read it again), the trusted branch as listed (a
+ *   record it confirms needs no branch read) and, for many cold same-project MRs, whether their source branch is
+ *   protected, from the project's branch list;
  * - the head, the state, the source or target branch or the labels differ from what the last pass saw;
  * - the trusted branch differs from the record (moved or deleted by hand, or made without the bot): a full look;
  * - the recorded trusted pipeline is still running (its end may have been missed);
@@ -31,7 +32,7 @@
 import type { Config } from "../config/config.js";
 import { PermanentError, RateLimitedError } from "../errors.js";
 import type { Branch, GitLabPort, MergeRequest, Project } from "../gitlab/port.js";
-import type { JobContext, MrKey, SweepJob } from "../queue/jobs.js";
+import type { JobContext, ListedFacts, MrKey, ReconcileOptions, SweepJob } from "../queue/jobs.js";
 import { isServed } from "../receiver/route-event.js";
 import type { AuditLog } from "./audit.js";
 import { parseTrustedBranchName, trustedBranchName } from "./decide.js";
@@ -132,11 +133,16 @@ async function sweepProject(
   if (!open) return;
   const listed = branches ? new Map(branches.map((b) => [b.name, b.sha])) : undefined;
 
-  const reconcile = async (mr: MergeRequest, reason: SweepReason, hint?: (key: MrKey) => Promise<void>) => {
+  const reconcile = async (
+    mr: MergeRequest,
+    reason: SweepReason,
+    hint?: (key: MrKey) => Promise<void>,
+    options?: ReconcileOptions,
+  ) => {
     const key = { projectId: project.id, mrIid: mr.iid };
     try {
       await hint?.(key);
-      await ctx.enqueueReconcile(key, `sweep:${job.reason}:${reason}`);
+      await ctx.enqueueReconcile(key, `sweep:${job.reason}:${reason}`, options);
       summary.reconciles[reason] = (summary.reconciles[reason] ?? 0) + 1;
     } catch (error) {
       failures.add(error, key, "could not queue the merge request's reconcile");
@@ -161,11 +167,12 @@ async function sweepProject(
     const { listedSha, reason } = reasons[i] ?? {};
     if (reason === "cold") {
       const committerBranch = mr.sourceProjectId === project.id ? protectedBranches?.get(mr.sourceBranch) : undefined;
-      const facts = {
+      const listed: ListedFacts = {
+        mr,
         ...(listedSha !== undefined ? { branchSha: listedSha } : {}),
         ...(committerBranch !== undefined ? { committerBranch } : {}),
       };
-      await reconcile(mr, reason, Object.keys(facts).length > 0 ? (k) => store.hintListed(k, facts) : undefined);
+      await reconcile(mr, reason, undefined, { listed });
     } else if (reason === "branch") {
       await reconcile(mr, reason, (k) => store.hintFull(k));
     } else if (reason !== undefined) {
@@ -194,7 +201,7 @@ async function sweepProject(
     const recorded = cache ? decodeState(cache.noteBody ?? undefined).pipeline : undefined;
     if (cache && (cache.mr?.state !== mr.state || (recorded && isActive(recorded.status)))) {
       // A full look: the reconcile deletes the trusted branch it owns, which the record alone may not show.
-      await reconcile(mr, "closed", (k) => store.hintFull(k));
+      await reconcile(mr, "closed", (k) => store.hintFull(k), { listed: { mr } });
       closing.add(trustedBranchName(prefix, mr));
     }
   }
@@ -384,11 +391,11 @@ async function sweepBranch(
     });
   }
   await store.forgetOrphan(project.id, branch.name);
-  if (mr) {
-    const key = { projectId: project.id, mrIid: mr.iid };
-    await store.hintFull(key);
-    await ctx.enqueueReconcile(key, "sweep:cleanup");
-  }
+  // The MR as just read and the branch as just deleted: its pass needs neither read again (observe.ts).
+  if (mr)
+    await ctx.enqueueReconcile({ projectId: project.id, mrIid: mr.iid }, "sweep:cleanup", {
+      listed: { mr, cleanedUp: true },
+    });
   return deleted;
 }
 

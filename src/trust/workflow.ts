@@ -18,10 +18,11 @@ import { ConfigError, PermanentError } from "../errors.js";
 import { failureBrief } from "../gitlab/classify-error.js";
 import { createCallBudget } from "../gitlab/call-budget.js";
 import { GitbeakerAdapter } from "../gitlab/gitbeaker-adapter.js";
-import type { GitLabPort, MergeRequestVersion, User } from "../gitlab/port.js";
+import type { GitLabPort, MergeRequest, MergeRequestVersion, User } from "../gitlab/port.js";
 import type {
   CommandJob,
   JobContext,
+  ListedFacts,
   MrKey,
   PipelineJob,
   PushJob,
@@ -40,10 +41,10 @@ import { decide, parseTrustedBranchName } from "./decide.js";
 import { DEFERRED_ACTIONS, type Observed, type Trigger } from "./model.js";
 import { observe, observePipelines, type PipelineWants, pipelineHintIsNews } from "./observe.js";
 import { type CommandName, type ParsedComment, parseComment } from "./parse-command.js";
-import { Policies } from "./policy.js";
+import { type EffectiveTrust, Policies } from "./policy.js";
 import { code, escapeText } from "./render.js";
 import { decodeState } from "./state.js";
-import { type CommandIntent, type Hints, hasHints, type MrCache, TrustStore } from "./store.js";
+import { type CommandIntent, type Hints, hasHints, type MrCache, type MrRecord, TrustStore } from "./store.js";
 import { runSweep } from "./sweep.js";
 
 /** A comment job whose body parsed as a command. */
@@ -134,17 +135,21 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     ctx: JobContext,
     reason: string,
     command?: ParsedCommandJob,
-    mirror = false,
+    job: JobStart = {},
   ): Promise<void> {
     const log = ctx.log;
     const ttl = config.worker.mr_lock_ttl_ms;
-    // Before the hints are read: a pipeline job that does not see the marker wrote its hint before this pass reads.
-    const token = await store.beginPass(key, ttl);
+    // The marker and the read of the record in one step: a pipeline job that does not see the marker wrote its hint
+    // before this pass reads.
+    // The target project's settings (never the source project's: a fork supplies no policy) are read alongside.
+    const [begun, firstSettings] = await Promise.all([store.beginPass(key, ttl), policies.effective(key.projectId)]);
+    const token = begun.token;
+    let record = begun.record;
+    let settings = firstSettings;
     try {
       for (let passes = 1; ; passes++) {
-        const [cache, hints] = await Promise.all([store.getMrCache(key), store.readHints(key)]);
-        const recorded = await pass(key, log, reason, cache, hints, passes === 1 ? command : undefined, mirror);
-        let late = await store.endPass(key, hints, token);
+        const recorded = await pass(key, log, reason, record, settings, passes === 1 ? command : undefined, job);
+        let late = await store.endPass(key, record.hints, token);
         // The echo of this pass's own write (the pipeline it created or cancelled): the record says so already.
         for (let echoes = 0; hasHints(late) && !tellsNews(late, recorded) && echoes < MAX_PASSES; echoes++) {
           late = await store.endPass(key, late, token);
@@ -153,6 +158,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
         if (passes === MAX_PASSES) break;
         log.debug({ hints: Object.keys(late.raw) }, "hints arrived during the pass; another pass");
         await store.renewPass(key, ttl, token);
+        [record, settings] = await Promise.all([store.record(key), policies.effective(key.projectId)]);
       }
     } catch (error) {
       // This job stops looking at hints: those pipeline jobs left for it (seeing the marker) get a reconcile of
@@ -178,24 +184,17 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     key: MrKey,
     log: Logger,
     reason: string,
-    cache: MrCache | undefined,
-    hints: Hints,
+    record: MrRecord,
+    settings: EffectiveTrust,
     command?: ParsedCommandJob,
-    mirror = false,
+    job: JobStart = {},
   ): Promise<Observed["state"] | undefined> {
-    // The target project's settings (never the source project's: a fork supplies no policy), and a command's
-    // write-ahead intent (only this MR's jobs write it, under the lock this job holds).
-    const [bot, { trust, problem: policyProblem }, intent] = await Promise.all([
-      botUser(),
-      policies.effective(key.projectId),
-      store.intent(key),
-    ]);
-    // Mirroring a pipeline (a job only pipeline events asked for, and only their hints): the MR as last read will
-    // do, as long as no command is being carried out (its intent needs a fresh look). What it decides from the MR is
-    // only what the pipeline's status means for the grant the record holds; an MR event that came meanwhile has a
-    // reconcile of its own, which reads the MR.
-    const known =
-      mirror && !command && !intent && mirrorsOnly(hints) && cache?.mr?.state === "opened" ? cache.mr : undefined;
+    // A command's write-ahead intent is in the record (only this MR's jobs write it, under the lock this job holds).
+    const { cache, hints } = record;
+    let intent = record.intent;
+    const { trust, problem: policyProblem } = settings;
+    const bot = await botUser();
+    const known = command || intent ? undefined : knownMr(record, job);
     // A bare `/trust` needs to know when the head became the head and when the comment was written: read in
     // parallel with the MR, they cost no extra round trip.
     const timing = command && isBareTrust(command) ? commentTiming(key, command.job.noteId) : undefined;
@@ -206,7 +205,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       key,
       cache,
       hints,
-      known,
+      { ...(known ? { known } : {}), ...(job.listed ? { listed: job.listed } : {}) },
     );
     if (!observed) {
       log.info({ reason }, "merge request not found; nothing to do");
@@ -232,7 +231,10 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     const deferred: PendingAction[] = [];
     const applyContext = {
       branchPrefix: trust.branch_prefix,
-      writeIntent: (intent: CommandIntent) => store.writeIntent(key, intent),
+      writeIntent: async (written: CommandIntent) => {
+        await store.writeIntent(key, written);
+        intent = written;
+      },
     };
     for (let round = 0; ; round++) {
       if (round === MAX_ROUNDS) {
@@ -259,9 +261,14 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     }
     await store.putPending(key, deferred);
     // What the note now says is cached before the deferred actions run: a retry after one of them failed must see
-    // the transition as recorded (and only finish what is pending), not decide it again from a stale note.
-    await remember(key, o, hints.full ? now().getTime() : cache?.verifiedAt);
-    await completePending(port, audit, store, key, (await store.pending(key)) as PendingAction[]);
+    // the transition as recorded (and only finish what is pending), not decide it again from a stale note. The
+    // intent goes once the note records what became of it (carried out, superseded or refused).
+    const done = intent && o.state.handled?.includes(intent.noteId) ? intent : undefined;
+    await remember(key, o, hints.full ? now().getTime() : cache?.verifiedAt, done);
+    // Pending actions are read only when there may be any: this pass's, or those the record said were left.
+    if (deferred.length > 0 || record.pending) {
+      await completePending(port, audit, store, key, (await store.pending(key)) as PendingAction[]);
+    }
     return o.state;
   }
 
@@ -299,9 +306,14 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     };
   }
 
-  /** Caches what this pass saw and wrote, for the next pass of the same MR and for mapping branches to MRs. */
-  async function remember(key: MrKey, o: Observed, verifiedAt: number | undefined): Promise<void> {
-    await store.putMrCache(key, {
+  /** Caches what this pass saw and wrote, for the next pass of the same MR and for the sweep's comparison. */
+  async function remember(
+    key: MrKey,
+    o: Observed,
+    verifiedAt: number | undefined,
+    doneIntent: CommandIntent | undefined,
+  ): Promise<void> {
+    const cache: MrCache = {
       noteId: o.note?.id ?? null,
       noteBody: o.note?.body ?? null,
       committerBranch: o.committerBranch,
@@ -309,10 +321,8 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       // As read at the start of the pass: a change since then shows up on the sweep's next list page.
       mr: o.mr,
       ...(verifiedAt !== undefined ? { verifiedAt } : {}),
-    });
-    // The note now says what became of the grant written ahead (carried out, superseded or refused): done with it.
-    const intent = await store.intent(key);
-    if (intent && o.state.handled?.includes(intent.noteId)) await store.clearIntent(key, intent);
+    };
+    await store.remember(key, cache, doneIntent);
   }
 
   /** The MR a trusted branch belongs to: its name says (decide.ts, `parseTrustedBranchName`); no API call. */
@@ -350,7 +360,10 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
 
   return {
     async reconcile(job: ReconcileJob, ctx: JobContext) {
-      await converge(job, ctx, job.reason, undefined, job.mirror === true);
+      await converge(job, ctx, job.reason, undefined, {
+        ...(job.mirror ? { mirror: true } : {}),
+        ...(job.listed ? { listed: job.listed } : {}),
+      });
     },
 
     async command(job: CommandJob, ctx: JobContext) {
@@ -464,11 +477,11 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
             : [];
       const said = { id: job.pipelineId, status: job.status };
       for (const mr of mrs) {
-        // The hint first, whatever happens next: it is what outlives the coalescing of the MR's reconciles.
-        const hint = await store.hintPipeline(mr, said.id, said.status);
-        // A pass running now looks at the hints again before it ends (converge): the echo of its own write stops there.
-        if (await store.passRunning(mr)) continue;
-        const recorded = decodeState((await store.getMrCache(mr))?.noteBody ?? undefined).pipeline;
+        // The hint first, whatever happens next: it is what outlives the coalescing of the MR's reconciles. A pass
+        // running now looks at the hints again before it ends (converge): the echo of its own write stops there.
+        const { hint, passRunning, cache } = await store.hintPipeline(mr, said.id, said.status);
+        if (passRunning) continue;
+        const recorded = decodeState(cache?.noteBody ?? undefined).pipeline;
         if (pipelineHintIsNews(recorded, said)) {
           await ctx.enqueueReconcile(mr, `pipeline:${said.id}:${said.status}`, { mirror: true });
         } else await store.withdrawHint(mr, hint);
@@ -485,9 +498,31 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
   };
 }
 
-/** Hints that only say pipelines on the trusted branch changed. */
-function mirrorsOnly(hints: Hints): boolean {
-  return !hints.full && !hints.branch && !hints.listed && hints.pipelines.length > 0;
+/** What a reconcile job brings besides its MR (jobs.ts): why its pass may start from an MR it already has. */
+export interface JobStart {
+  mirror?: boolean;
+  listed?: ListedFacts;
+}
+
+/**
+ * The MR a pass may start from instead of reading it (observe.ts), for a reconcile that carries no command and no
+ * intent (a command needs a fresh look), else `undefined`:
+ * - mirroring a pipeline (a job only pipeline events asked for, and only their hints): the MR as last read. What it
+ *   decides from the MR is only what the pipeline's status means for the grant the record holds; an MR event that
+ *   came meanwhile has a reconcile of its own, which reads the MR;
+ * - the sweep's look (`listed`): the MR as listed, unless the record holds a newer answer (a pass since the list
+ *   was read: GitLab's `updated_at` moves with every change). Not for an open same-project MR: the list leaves out
+ *   its head pipeline, which its commit status goes into (decide.ts `gatedPipeline`). An MR event that came
+ *   meanwhile has a reconcile of its own here too.
+ */
+export function knownMr(record: MrRecord, job: JobStart): MergeRequest | undefined {
+  const { cache, hints } = record;
+  const mirrorsOnly = !hints.full && !hints.branch && hints.pipelines.length > 0;
+  if (job.mirror) return mirrorsOnly && cache?.mr?.state === "opened" ? cache.mr : undefined;
+  const listed = job.listed?.mr;
+  if (!listed || (listed.state === "opened" && listed.sourceProjectId === listed.projectId)) return undefined;
+  const last = cache?.mr;
+  return !last || Date.parse(last.updatedAt) <= Date.parse(listed.updatedAt) ? listed : undefined;
 }
 
 interface CommentTiming {

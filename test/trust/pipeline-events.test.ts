@@ -198,19 +198,21 @@ describe("pipeline events", () => {
     const reconciles = await completed(w, "reconcile");
     const pipelineJobs = await completed(w, "pipeline");
     w.sim.setFaults({ latencyMs: 1500 });
-    const marker = `${w.prefix}:trust:pass:${w.app.id}:${mr.iid}`;
+    // The pass marker: the `pass` field of the MR's record (store.ts).
+    const record = `${w.prefix}:trust:record:${w.app.id}:${mr.iid}`;
+    const marked = async () => (await w.redis.hexists(record, "pass")) === 1;
     await w.service.enqueueReconcile({ projectId: w.app.id, mrIid: mr.iid }, "test");
-    await waitFor("the reconcile's pass to start", async () => (await w.redis.exists(marker)) === 1);
+    await waitFor("the reconcile's pass to start", marked);
     for (const d of events) await w.sim.redeliver(d);
     await waitFor("the pipeline jobs", async () => (await completed(w, "pipeline")) >= pipelineJobs + events.length);
-    assert.equal(await w.redis.exists(marker), 1, "the events were handled while the pass ran");
+    assert.equal(await marked(), true, "the events were handled while the pass ran");
     w.sim.clearFaults();
     await w.settle();
 
     assert.equal(w.status(mr.sha)?.status, "running", "the retry is mirrored");
     assert.equal(await completed(w, "reconcile"), reconciles + 1, "by the one reconcile that was running");
     assert.ok(w.logLines.some((l) => l["msg"] === "hints arrived during the pass; another pass"));
-    assert.equal(await w.redis.exists(marker), 0, "the marker is gone");
+    assert.equal(await marked(), false, "the marker is gone");
   });
 
   it("the echoes of the bot's own writes (the pipeline it created, the one it cancelled) cost no further reconcile", async () => {
@@ -235,6 +237,7 @@ describe("pipeline events", () => {
     assert.equal(w.sim.pipeline(w.app.id, pipeline.id).status, "canceled");
     assert.equal(w.status(newHead)?.status, "pending");
     assert.equal(await completed(w, "reconcile"), reconciles + 1, "one reconcile for the push, none for its cancel");
-    assert.deepEqual(await w.redis.hgetall(`${w.prefix}:trust:hints:${w.app.id}:${mr.iid}`), {}, "no hint left");
+    const record = await w.redis.hgetall(`${w.prefix}:trust:record:${w.app.id}:${mr.iid}`);
+    assert.deepEqual(Object.keys(record).sort(), ["cache"], "no hint left (nor a marker or an intent)");
   });
 });

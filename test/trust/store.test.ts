@@ -1,7 +1,7 @@
-/** The hints and pass markers in Redis (store.ts), against a real Redis under a fresh prefix. */
+/** The MR record in Redis (store.ts): cache, intent, hints and pass markers, against a real Redis under a fresh prefix. */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { TrustStore } from "../../src/trust/store.js";
+import { type CommandIntent, type MrCache, TrustStore } from "../../src/trust/store.js";
 import { deletePrefix, testRedis, uniquePrefix } from "../support/redis.js";
 
 const redis = testRedis();
@@ -28,10 +28,10 @@ describe("TrustStore hints", () => {
 
   it("a withdrawn hint is gone, unless the same status was reported again since", async () => {
     const mr = freshMr();
-    const first = await store.hintPipeline(mr, 5, "running");
+    const { hint: first } = await store.hintPipeline(mr, 5, "running");
     await store.withdrawHint(mr, first);
     assert.deepEqual((await store.readHints(mr)).pipelines, []);
-    const second = await store.hintPipeline(mr, 5, "running");
+    const { hint: second } = await store.hintPipeline(mr, 5, "running");
     await store.hintPipeline(mr, 5, "running");
     await store.withdrawHint(mr, second);
     assert.deepEqual((await store.readHints(mr)).pipelines, [{ id: 5, status: "running" }]);
@@ -39,7 +39,7 @@ describe("TrustStore hints", () => {
 
   it("reads the older one-field-per-pipeline hints, and takes an unreadable hint as a reason to read everything", async () => {
     const mr = freshMr();
-    const key = `${prefix}:trust:hints:${mr.projectId}:${mr.mrIid}`;
+    const key = `${prefix}:trust:record:${mr.projectId}:${mr.mrIid}`;
     await redis.hset(key, "pipeline:7", JSON.stringify({ status: "success", n: "x" }));
     assert.deepEqual((await store.readHints(mr)).pipelines, [{ id: 7, status: "success" }]);
     await redis.hset(key, "pipeline:8:failed", "not json");
@@ -50,7 +50,7 @@ describe("TrustStore hints", () => {
 describe("TrustStore pass markers", () => {
   it("a pass clears what it read, returns what came meanwhile, and keeps its marker until nothing is left", async () => {
     const mr = freshMr();
-    const token = await store.beginPass(mr, 30_000);
+    const { token: token } = await store.beginPass(mr, 30_000);
     assert.equal(await store.passRunning(mr), true);
     await store.hintPipeline(mr, 5, "running");
     const read = await store.readHints(mr);
@@ -68,8 +68,8 @@ describe("TrustStore pass markers", () => {
 
   it("a pass that read nothing new ends at once; another job's token never removes the marker", async () => {
     const mr = freshMr();
-    const token = await store.beginPass(mr, 30_000);
-    const other = await store.beginPass(mr, 30_000);
+    const { token: token } = await store.beginPass(mr, 30_000);
+    const { token: other } = await store.beginPass(mr, 30_000);
     assert.deepEqual(Object.keys((await store.endPass(mr, await store.readHints(mr), token)).raw), []);
     assert.equal(await store.passRunning(mr), true, "the marker is the other job's now");
     await store.endPass(mr, await store.readHints(mr), other);
@@ -78,11 +78,11 @@ describe("TrustStore pass markers", () => {
 
   it("the next pass of a job renews its marker, but never takes over another job's", async () => {
     const mr = freshMr();
-    const token = await store.beginPass(mr, 30_000);
+    const { token: token } = await store.beginPass(mr, 30_000);
     await store.abandonPass(mr, token);
     await store.renewPass(mr, 30_000, token);
     assert.equal(await store.passRunning(mr), true, "set again after it was gone");
-    const other = await store.beginPass(mr, 30_000);
+    const { token: other } = await store.beginPass(mr, 30_000);
     await store.renewPass(mr, 30_000, token);
     await store.abandonPass(mr, token);
     assert.equal(await store.passRunning(mr), true, "the other job's marker stays");
@@ -92,7 +92,7 @@ describe("TrustStore pass markers", () => {
 
   it("abandoning a pass removes its marker and clears nothing", async () => {
     const mr = freshMr();
-    const token = await store.beginPass(mr, 30_000);
+    const { token: token } = await store.beginPass(mr, 30_000);
     await store.hintPipeline(mr, 9, "canceled");
     const left = await store.abandonPass(mr, token);
     assert.deepEqual(left.pipelines, [{ id: 9, status: "canceled" }]);
@@ -105,5 +105,87 @@ describe("TrustStore pass markers", () => {
     await store.beginPass(mr, 50);
     await new Promise((resolve) => setTimeout(resolve, 120));
     assert.equal(await store.passRunning(mr), false);
+  });
+});
+
+describe("TrustStore record", () => {
+  const cache: MrCache = { noteId: 3, noteBody: "<!-- note -->", committerBranch: false, sourceBranch: "feature" };
+  const intent = (noteId: number, at = new Date().toISOString()): CommandIntent => ({
+    command: "trust",
+    sha: "a".repeat(40),
+    by: "maya",
+    at,
+    noteId,
+  });
+
+  it("a pass starts from the cache, the intent, the hints and whether actions are pending, read in one step", async () => {
+    const mr = freshMr();
+    await store.remember(mr, cache);
+    await store.writeIntent(mr, intent(11));
+    await store.hintFull(mr);
+    await store.hintPipeline(mr, 4, "running");
+    const { record } = await store.beginPass(mr, 30_000);
+    assert.deepEqual(record.cache, cache);
+    assert.equal(record.intent?.noteId, 11);
+    assert.equal(record.hints.full, true);
+    assert.deepEqual(record.hints.pipelines, [{ id: 4, status: "running" }]);
+    assert.deepEqual(Object.keys(record.hints.raw).sort(), ["full", "pipeline:4:running"], "only hints are hints");
+    assert.equal(record.pending, false);
+    await store.putPending(mr, [{ key: "award:1", action: { type: "award" } }]);
+    assert.equal((await store.beginPass(mr, 30_000)).record.pending, true);
+  });
+
+  it("a pipeline hint answers, in the same step, whether a pass is running and what the cache says", async () => {
+    const mr = freshMr();
+    const before = await store.hintPipeline(mr, 5, "running");
+    assert.equal(before.passRunning, false);
+    assert.equal(before.cache, undefined);
+    await store.remember(mr, cache);
+    const { token } = await store.beginPass(mr, 30_000);
+    const during = await store.hintPipeline(mr, 5, "success");
+    assert.equal(during.passRunning, true);
+    assert.deepEqual(during.cache, cache);
+    await store.abandonPass(mr, token);
+    assert.equal((await store.hintPipeline(mr, 5, "failed")).passRunning, false);
+  });
+
+  it("remembering forgets the intent the note now records, never a newer one written since", async () => {
+    const mr = freshMr();
+    const first = intent(11);
+    await store.writeIntent(mr, first);
+    await store.writeIntent(mr, intent(12));
+    await store.remember(mr, cache, first);
+    assert.equal((await store.intent(mr))?.noteId, 12, "a newer intent stays");
+    const second = await store.intent(mr);
+    assert.ok(second);
+    await store.remember(mr, cache, second);
+    assert.equal(await store.intent(mr), undefined);
+    assert.deepEqual(await store.getMrCache(mr), cache);
+  });
+
+  it("an intent stops counting a day after its command (no grant by a long-gone command)", async () => {
+    const mr = freshMr();
+    await store.writeIntent(mr, intent(13, new Date(Date.now() - 25 * 3600_000).toISOString()));
+    assert.equal(await store.intent(mr), undefined);
+    await store.writeIntent(mr, intent(14, new Date(Date.now() - 23 * 3600_000).toISOString()));
+    assert.equal((await store.intent(mr))?.noteId, 14);
+  });
+
+  it("a hint this version does not know (an older version's, say) asks for a full look", async () => {
+    const mr = freshMr();
+    await redis.hset(`${prefix}:trust:record:${mr.projectId}:${mr.mrIid}`, "listed", "{}");
+    assert.equal((await store.readHints(mr)).full, true);
+  });
+
+  it("the caches of many MRs come back in order, with holes where there is none", async () => {
+    const a = freshMr();
+    const b = freshMr();
+    await store.remember(a, cache);
+    await store.remember(b, { ...cache, noteId: 9 });
+    const got = await store.getMrCaches([a, freshMr(), b]);
+    assert.deepEqual(
+      got.map((c) => c?.noteId ?? null),
+      [3, null, 9],
+    );
   });
 });

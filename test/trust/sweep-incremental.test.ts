@@ -214,25 +214,70 @@ describe("incremental sweep", () => {
     assert.equal(decodeState(w.stickyNotes(trusted.iid)[0]?.body).closed?.state, "closed");
   });
 
-  it("a cold cache: a waiting fork MR costs the MR and its notes; the branch list confirms the record", async () => {
+  it("a cold cache: a fork MR costs its notes only (the list gave the MR); the branch list confirms the record", async () => {
     const w = await start();
     const { trusted } = await trustedWorld(w);
     await sweepUntilQuiet(w);
-    for (const key of await w.redis.keys(`${w.prefix}:trust:mr:*`)) await w.redis.del(key);
+    for (const key of await w.redis.keys(`${w.prefix}:trust:record:*`)) await w.redis.del(key);
     const { result, routes } = await sweepOnce(w);
     assert.equal(result.reconciled, 2);
     const perMr = routes.filter((r) => !LIST_ROUTES.has(r));
     assert.deepEqual(
-      perMr.sort(),
-      [
-        "GET /projects/:id/merge_requests/:iid",
-        "GET /projects/:id/merge_requests/:iid",
-        "GET /projects/:id/merge_requests/:iid/notes",
-        "GET /projects/:id/merge_requests/:iid/notes",
-      ].sort(),
-      `2 calls per MR, got ${perMr.join(", ")}`,
+      perMr,
+      ["GET /projects/:id/merge_requests/:iid/notes", "GET /projects/:id/merge_requests/:iid/notes"],
+      `1 call per MR, got ${perMr.join(", ")}`,
     );
     assert.equal(decodeState(w.stickyNotes(trusted.iid)[0]?.body).grant?.sha, trusted.sha, "the grant stands");
+  });
+
+  it("a cold cache: an open same-project MR is read on its own (the list leaves out its head pipeline)", async () => {
+    const w = await start();
+    w.sim.push(w.app.id, "topic", { userId: w.dev.id });
+    const mr = w.sim.openMergeRequest({ sourceProjectId: w.app.id, sourceBranch: "topic", authorId: w.dev.id });
+    await w.settle();
+    await sweepUntilQuiet(w);
+    for (const key of await w.redis.keys(`${w.prefix}:trust:record:*`)) await w.redis.del(key);
+    const { result, routes } = await sweepOnce(w);
+    assert.equal(result.reconciled, 1);
+    const perMr = routes.filter((r) => !LIST_ROUTES.has(r)).sort();
+    assert.deepEqual(
+      perMr,
+      [
+        "GET /projects/:id/merge_requests/:iid",
+        "GET /projects/:id/merge_requests/:iid/notes",
+        "GET /projects/:id/repository/branches/:branch",
+      ].sort(),
+      `the MR, its notes and its source branch's protection, got ${perMr.join(", ")}`,
+    );
+    assert.equal(w.mr(mr.iid).labels.includes("trust::waiting"), true);
+  });
+
+  it("an orphaned trusted branch on a cold start: the MR read, the delete and the note, nothing read twice", async () => {
+    const w = await start();
+    const { trusted } = await trustedWorld(w);
+    w.sim.webhookMode = "drop";
+    w.sim.closeMergeRequest(w.app.id, trusted.iid, w.maya.id);
+    w.sim.webhookMode = "deliver";
+    // A cold start: no records and no previous pass, so the close is found through the orphaned branch.
+    for (const pattern of ["record", "sweep"]) {
+      for (const key of await w.redis.keys(`${w.prefix}:trust:${pattern}:*`)) await w.redis.del(key);
+    }
+    const { result, routes } = await sweepOnce(w, { grace_seconds: 0 });
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(trusted)), undefined, "deleted");
+    assert.equal(decodeState(w.stickyNotes(trusted.iid)[0]?.body).closed?.state, "closed", "and the note says so");
+    assert.equal(result.reconciled, 2, "the waiting MR's cold look and the closed MR's");
+    const calls = routes.filter((r) => !LIST_ROUTES.has(r)).sort();
+    assert.deepEqual(
+      calls,
+      [
+        "GET /projects/:id/merge_requests/:iid",
+        "DELETE /projects/:id/repository/branches/:branch",
+        "GET /projects/:id/merge_requests/:iid/notes",
+        "PUT /projects/:id/merge_requests/:iid/notes/:note_id",
+        "GET /projects/:id/merge_requests/:iid/notes",
+      ].sort(),
+      `4 calls for the orphan, 1 for the waiting MR; got ${calls.join(", ")}`,
+    );
   });
 
   it("a cold start over many same-project MRs reads the project's branch list, not each source branch", async () => {
@@ -254,7 +299,7 @@ describe("incremental sweep", () => {
     }
     await w.settle();
     const labelsBefore = mrs.map((mr) => w.mr(mr.iid).labels.join(","));
-    for (const key of await w.redis.keys(`${w.prefix}:trust:mr:*`)) await w.redis.del(key);
+    for (const key of await w.redis.keys(`${w.prefix}:trust:record:*`)) await w.redis.del(key);
     const { result, routes } = await sweepOnce(w);
     assert.equal(result.reconciled, 60);
     const singleReads = w.sim.requestLog.filter(

@@ -30,6 +30,7 @@ import type {
   Note,
   Pipeline,
   PipelineJob,
+  PipelineReport,
   PipelineVariable,
   Project,
   GitLabInstance,
@@ -418,6 +419,9 @@ export interface ApiCallCount {
   count: number;
 }
 
+/** The route GitLab's GraphQL API is counted under (requester.ts `routeTemplate`). */
+const GRAPHQL_ROUTE = "POST /api/graphql";
+
 /**
  * Writes the requester sends again after a 5xx or a network error (requester.ts), inside one port operation, so a
  * blip costs no job attempt. Only writes idempotent by construction: when the first try did reach GitLab after
@@ -449,7 +453,75 @@ const IDEMPOTENT_WRITES: ReadonlySet<string> = new Set([
   "POST /projects/:id/merge_requests/:iid/approve",
   "POST /projects/:id/merge_requests/:iid/unapprove",
   "POST /projects/:id/merge_requests/:iid/status_check_responses",
+  // A GraphQL query reads only (getPipelineReport).
+  GRAPHQL_ROUTE,
 ]);
+
+/**
+ * One request for what mirroring a finished pipeline shows (`getPipelineReport`): GitLab's GraphQL schema
+ * (`Types::Ci::PipelineType`: `status`, `jobs`, which unlike REST's jobs list includes trigger jobs, and
+ * `testReportSummary`; `Types::ProjectType#pipeline(id:)`). The REST equivalent is three requests: the jobs list,
+ * the bridges and the test report summary. Variables are lower-case words: the requester snake-cases JSON keys.
+ */
+const PIPELINE_REPORT_QUERY = `query($path: ID!, $id: CiPipelineID!) {
+  project(fullPath: $path) {
+    pipeline(id: $id) {
+      status
+      jobs(statuses: [FAILED], retried: false, first: 100) {
+        nodes { id name status allowFailure webPath kind stage { name } }
+      }
+      testReportSummary {
+        total { count success failed skipped error }
+        testSuites(first: 100) { nodes { name totalCount failedCount errorCount } }
+      }
+    }
+  }
+}`;
+/**
+ * How long a GitLab whose GraphQL API could not answer the report (no endpoint, an older schema) is asked over REST
+ * only: the first report after it costs one refused request again, so an upgrade is noticed without a restart.
+ */
+const GRAPHQL_UNAVAILABLE_TTL_MS = 60 * 60 * 1000;
+
+/** GraphQL's `PipelineStatusEnum` and `CiJobStatus` are REST's statuses in capitals. */
+const graphqlStatus = z
+  .unknown()
+  .transform((v) => (typeof v === "string" ? v.toLowerCase() : v))
+  .pipe(pipelineStatus);
+const pipelineReportSchema = z.object({
+  data: z.object({
+    project: z
+      .object({
+        pipeline: z
+          .object({
+            status: graphqlStatus,
+            jobs: z.object({
+              nodes: z.array(
+                z.object({
+                  // `gid://gitlab/Ci::Build/12` (or `Ci::Bridge`).
+                  id: z.string(),
+                  name: z.string(),
+                  status: graphqlStatus,
+                  allowFailure: z.boolean().catch(false),
+                  webPath: z.string().nullish(),
+                  stage: z.object({ name: z.string() }).nullish(),
+                }),
+              ),
+            }),
+            testReportSummary: z.object({
+              total: z.object({ count, success: count, failed: count, skipped: count, error: count }),
+              testSuites: z.object({
+                nodes: z.array(
+                  z.object({ name: z.string(), totalCount: count, failedCount: count, errorCount: count }),
+                ),
+              }),
+            }),
+          })
+          .nullable(),
+      })
+      .nullable(),
+  }),
+});
 
 /**
  * GitLab's answer to pipeline variables from a user the project does not let set them: 400
@@ -476,6 +548,15 @@ export class GitbeakerAdapter implements GitLabPort {
   private readonly counts = new Map<string, ApiCallCount>();
   /** Project id → when GitLab last refused the bot's pipeline variables there ({@link createPipeline}). */
   private readonly variablesRefused = new Map<number, number>();
+  /** Project id → its full path, for GraphQL (`project(fullPath:)`); a project's path is read once per process. */
+  private readonly projectPaths = new Map<number, string>();
+  /** Until when GitLab's GraphQL API is not asked for pipeline reports ({@link getPipelineReport}). */
+  private graphqlUnavailableUntil = 0;
+  /** Requests outside the REST API (`/api/graphql`), through the same requester: budget, retries, counts. */
+  private readonly graphql: ReturnType<ReturnType<typeof createRequesterFn>>;
+  private readonly origin: string;
+  /** `gitlab.url` without trailing slashes. */
+  private readonly host: string;
   /** `projectId:name` → id of that external status check ({@link respondToStatusCheck}). */
   private readonly statusChecks = new Map<string, number>();
   private readonly metrics: Metrics | undefined;
@@ -496,8 +577,16 @@ export class GitbeakerAdapter implements GitLabPort {
         },
       }),
     });
+    const host = gitlab.url.replace(/\/+$/, "");
+    this.host = host;
+    this.origin = new URL(host).origin;
+    this.graphql = requesterFn({
+      url: `${host}/api/`,
+      headers: {},
+      authHeaders: { "private-token": async () => gitlab.token ?? "" },
+    });
     this.api = new Gitlab({
-      host: gitlab.url.replace(/\/+$/, ""),
+      host,
       token: gitlab.token ?? "",
       queryTimeout: gitlab.request_timeout_ms,
       // biome-ignore lint/suspicious/noExplicitAny: gitbeaker types requesterFn against its internal RequesterType.
@@ -854,6 +943,93 @@ export class GitbeakerAdapter implements GitLabPort {
     };
   }
 
+  async getPipelineReport(
+    projectId: number,
+    pipelineId: number,
+    projectPageUrl?: string,
+  ): Promise<PipelineReport | null | undefined> {
+    if (Date.now() < this.graphqlUnavailableUntil) return undefined;
+    const path = await this.projectPath(projectId, projectPageUrl);
+    if (path === undefined) return undefined;
+    let body: unknown;
+    try {
+      const variables = { path, id: `gid://gitlab/Ci::Pipeline/${pipelineId}` };
+      body = (await this.graphql.post("graphql", { body: { query: PIPELINE_REPORT_QUERY, variables } })).body;
+    } catch (error) {
+      // No GraphQL endpoint (a GitLab fake, a proxy that passes only /api/v4): REST for a while. Anything else
+      // (5xx, 429, network) is the same outage REST would meet: the job retries.
+      const status = statusOf(error);
+      if (status === 404 || status === 405 || status === 403) return this.graphqlUnavailable();
+      throw classifyGitLabError(error, GRAPHQL_ROUTE);
+    }
+    // An error in the answer (an older schema without `pipeline(id:)` or `retried`, a query too complex) or a shape
+    // this version does not know: REST for a while.
+    if ((body as { errors?: unknown[] } | null)?.errors?.length) return this.graphqlUnavailable();
+    const parsed = pipelineReportSchema.safeParse(body);
+    if (!parsed.success) return this.graphqlUnavailable();
+    const project = parsed.data.data.project;
+    if (project === null) return undefined; // not readable this way: REST says what it says
+    const p = project.pipeline;
+    if (p === null) return null;
+    const t = p.testReportSummary;
+    const suites = t.testSuites.nodes
+      .map((s) => ({ name: s.name, total: s.totalCount, failed: s.failedCount, error: s.errorCount }))
+      .sort((a, b) => b.failed + b.error - (a.failed + a.error));
+    const hasTests = t.total.count > 0 || suites.length > 0;
+    return {
+      status: p.status,
+      failedJobs: p.jobs.nodes.map((j) => {
+        const id = Number(/\/(\d+)$/.exec(j.id)?.[1] ?? 0);
+        return {
+          id,
+          name: j.name,
+          stage: j.stage?.name ?? "",
+          status: j.status,
+          allowFailure: j.allowFailure,
+          // GitLab gives a trigger job no `webPath` (`Types::Ci::JobType`); its page is a job page all the same.
+          webUrl: j.webPath ? new URL(j.webPath, this.origin).toString() : `${this.host}/${path}/-/jobs/${id}`,
+        };
+      }),
+      ...(hasTests
+        ? {
+            tests: {
+              total: t.total.count,
+              success: t.total.success,
+              failed: t.total.failed,
+              skipped: t.total.skipped,
+              error: t.total.error,
+              suites,
+            },
+          }
+        : {}),
+    };
+  }
+
+  private graphqlUnavailable(): undefined {
+    this.graphqlUnavailableUntil = Date.now() + GRAPHQL_UNAVAILABLE_TTL_MS;
+    return undefined;
+  }
+
+  /**
+   * The project's full path (GraphQL names projects by path): from a page URL of it under this GitLab
+   * (`<gitlab.url>/<path>/-/merge_requests/7`: GitLab's routes put `/-/` after the project's path), else read once
+   * per process. A wrong path costs nothing worse than a `null` project (REST then).
+   */
+  private async projectPath(projectId: number, pageUrl?: string): Promise<string | undefined> {
+    const known = this.projectPaths.get(projectId);
+    if (known !== undefined) return known;
+    const fromPage = pageUrl?.startsWith(`${this.host}/`)
+      ? /^([^?#]+?)\/-\//.exec(pageUrl.slice(this.host.length + 1))?.[1]
+      : undefined;
+    if (fromPage) {
+      this.projectPaths.set(projectId, decodeURIComponent(fromPage));
+      return decodeURIComponent(fromPage);
+    }
+    const project = await this.getProject(projectId);
+    if (project) this.projectPaths.set(projectId, project.pathWithNamespace);
+    return project?.pathWithNamespace;
+  }
+
   async cancelPipeline(projectId: number, pipelineId: number): Promise<Pipeline | undefined> {
     const raw = await this.maybe("POST /projects/:id/pipelines/:pipeline_id/cancel", () =>
       this.api.Pipelines.cancel(projectId, pipelineId),
@@ -1040,7 +1216,11 @@ export class GitbeakerAdapter implements GitLabPort {
 
   // ---- merge gating ----
 
-  async approveMergeRequest(projectId: number, iid: number, sha: string): Promise<"approved" | "already" | "headMoved"> {
+  async approveMergeRequest(
+    projectId: number,
+    iid: number,
+    sha: string,
+  ): Promise<"approved" | "already" | "headMoved"> {
     const route = "POST /projects/:id/merge_requests/:iid/approve";
     try {
       await this.api.MergeRequestApprovals.approve(projectId, iid, { sha });

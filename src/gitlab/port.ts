@@ -155,6 +155,15 @@ export interface PipelineJob {
   pipeline?: { id: number; status: PipelineStatus };
 }
 
+/** What {@link GitLabPort.getPipelineReport} reads in one request. */
+export interface PipelineReport {
+  status: PipelineStatus;
+  /** The failed jobs, trigger jobs included, latest attempt of each; allowed failures too (`allowFailure`). */
+  failedJobs: PipelineJob[];
+  /** `undefined` when the pipeline has no test reports. */
+  tests?: TestReportSummary;
+}
+
 export interface TestReportSummary {
   total: number;
   success: number;
@@ -459,6 +468,18 @@ export interface GitLabPort {
 
   /** The test-report summary; `undefined` when the pipeline has no test reports. */
   getTestReportSummary(projectId: number, pipelineId: number): Promise<TestReportSummary | undefined>;
+
+  /**
+   * A pipeline's status, its failed jobs (trigger jobs too) and its test report summary in one request (GitLab's
+   * GraphQL API); `null` when the pipeline does not exist; `undefined` when this GitLab's GraphQL API cannot answer
+   * it (none, or a schema without these fields): the caller then reads the REST routes.
+   */
+  getPipelineReport(
+    projectId: number,
+    pipelineId: number,
+    /** A page of the project as GitLab linked it (an MR's or a pipeline's `web_url`): saves reading its path. */
+    projectPageUrl?: string,
+  ): Promise<PipelineReport | null | undefined>;
 
   /** Cancels a pipeline's running jobs. A pipeline that has already finished is left as it is. */
   cancelPipeline(projectId: number, pipelineId: number): Promise<Pipeline | undefined>;

@@ -6,7 +6,9 @@
  * - `RateLimitedError` → moved back to delayed for exactly the wait GitLab named (see backoff.ts), MR lock released,
  *   for any kind of job: not an attempt, since the job did nothing wrong and retrying sooner only earns another 429;
  * - anything else → transient, retried with exponential backoff and jitter until `worker.attempts`; command jobs
- *   until they succeed (queue.ts `COMMAND_ATTEMPTS`), since a comment is the only copy of what it asked.
+ *   until they succeed (queue.ts `COMMAND_ATTEMPTS`), since a comment is the only copy of what it asked;
+ * - a job whose worker process died under it (stalled) → queued again, however often that happens
+ *   ({@link MAX_STALLED_COUNT}); not an attempt.
  * A committer's command is never dropped silently: from its `worker.attempts`-th transient failure on, the workflow
  * tells the commenter once that it waits (`commandDelayed`), and a permanent failure is answered too
  * (`commandFailed`).
@@ -44,6 +46,24 @@ const CALL_PRIORITY: Record<JobData["kind"], CallPriority> = {
 /** First wait before retrying a job whose MR is locked; doubles per deferral up to {@link LOCK_RETRY_MAX_MS}. */
 const LOCK_RETRY_BASE_MS = 100;
 const LOCK_RETRY_MAX_MS = 1000;
+
+/**
+ * How often a job may be found stalled (its worker process died under it: SIGKILL, OOM, a lost node) and still be
+ * put back in the queue: as often as it happens. BullMQ's default of 1 fails a job the second time, without running
+ * it and without a log line (bullmq 6.7 `moveStalledJobsToWait-9.lua` sets `defa`, `Worker.processJob` fails it),
+ * which drops a command silently and gives up a reconcile for a crash that was not the job's fault. A job that
+ * itself brings its worker down is not stopped by a limit here either (the sweep queues its MR again); the `stalled`
+ * warning below is what shows it. Each stall costs the lock's 30 s, so such a job cannot spin fast.
+ */
+const MAX_STALLED_COUNT = 1_000_000;
+/**
+ * Between stalled checks (BullMQ's default is 30 s). A check takes back the jobs the previous one saw active whose
+ * lock is gone, so a job stranded by a dead process waits for its lock to expire (up to 30 s after the kill) plus
+ * up to one interval: with 30 s, a command could sit a minute before it ran again (and the soak's time to quiet
+ * with it). One check runs per interval however many workers there are (the `stalled-check` key), so a shorter one
+ * costs one Redis script every few seconds; the lock, not this, decides whether a job has stalled.
+ */
+const STALLED_CHECK_INTERVAL_MS = 5_000;
 
 export interface BotWorkerOptions {
   config: Config;
@@ -158,10 +178,16 @@ export function createBotWorker(options: BotWorkerOptions): BotWorker {
     connection: options.connection,
     prefix: config.redis.prefix,
     concurrency: config.worker.concurrency,
+    maxStalledCount: MAX_STALLED_COUNT,
+    stalledInterval: STALLED_CHECK_INTERVAL_MS,
     // Job options name the strategy (queue.ts BACKOFF_TYPE); BullMQ passes the thrown error.
     settings: { backoffStrategy: (attemptsMade, _type, error) => retryDelayMs(attemptsMade, error, config.worker) },
   });
   worker.on("error", (error) => logger.error({ err: errorSummary(error) }, "worker error"));
+  // Emitted by whichever worker's check found the job: not the process that died, which logged nothing.
+  worker.on("stalled", (jobId) =>
+    logger.warn({ jobId }, "job stalled (the worker running it stopped without finishing it); queued again"),
+  );
 
   return {
     worker,

@@ -120,6 +120,8 @@ export interface StartOptions {
    * flag on); default true. See {@link SimInstance}.
    */
   webhookSigning?: boolean;
+  /** Whether `POST /api/graphql` is served; default true. See {@link GitLabSimulator.setGraphqlEnabled}. */
+  graphql?: boolean;
 }
 
 export interface AddUserInput {
@@ -185,7 +187,7 @@ export interface FailNextOptions {
   retryAfterSeconds?: number;
   /**
    * Only requests matching count: tested against `"METHOD /path"` (path below /api/v4, no query) and against the
-   * route template `"METHOD /projects/:id/..."`.
+   * route template `"METHOD /projects/:id/..."`; GraphQL requests are `"POST /api/graphql"` for both.
    */
   route?: RegExp;
   /** JSON `message` of the failure (default `"<status> <reason>"`), e.g. GitLab's 409 text for commit statuses. */
@@ -222,13 +224,14 @@ export class GitLabSimulator {
   /** Every webhook request sent (not held or dropped ones), oldest first. */
   readonly deliveryLog: DeliveryLogEntry[];
 
-  /** Every `/api/v4` request, oldest first, with its route template. */
+  /** Every `/api/v4` and `/api/graphql` request, oldest first, with its route template. */
   readonly requestLog: RequestLogEntry[] = [];
 
   private readonly state: SimState;
   private readonly dispatcher: WebhookDispatcher;
   private readonly faults = new FaultInjector();
   private readonly world: World;
+  private graphqlOn: boolean;
 
   private constructor(
     private readonly server: Server,
@@ -236,6 +239,7 @@ export class GitLabSimulator {
     opts: StartOptions,
   ) {
     this.url = url;
+    this.graphqlOn = opts.graphql ?? true;
     this.state = new SimState(url);
     this.setInstance({
       ...(opts.version === undefined ? {} : { version: opts.version }),
@@ -256,6 +260,7 @@ export class GitLabSimulator {
       faults: this.faults,
       requestLog: this.requestLog,
       routes: allRoutes(),
+      graphqlEnabled: () => this.graphqlOn,
     });
     server.on("request", app);
   }
@@ -299,6 +304,20 @@ export class GitLabSimulator {
   /** Changes the instance (version, edition, webhook signing), e.g. to play an older GitLab. */
   setInstance(i: Partial<SimInstance>): void {
     Object.assign(this.state.instance, i);
+  }
+
+  /** Whether `POST /api/graphql` is served. */
+  get graphqlEnabled(): boolean {
+    return this.graphqlOn;
+  }
+
+  /**
+   * Turns the GraphQL endpoint off (or back on): off, `POST /api/graphql` answers `404 Not Found` (text/plain,
+   * logged with route `UNKNOWN`), as a GitLab stand-in that only serves REST would, so a client's fallback to REST
+   * can be tested.
+   */
+  setGraphqlEnabled(on: boolean): void {
+    this.graphqlOn = on;
   }
 
   // ---- approvals and external status checks (approvals.ts) ----
@@ -532,7 +551,7 @@ export class GitLabSimulator {
     return this.dispatcher.idle();
   }
 
-  // ---- faults (applied to /api/v4 requests only) ----
+  // ---- faults (applied to /api/v4 and /api/graphql requests; not to webhooks) ----
 
   /** Merges `f` into the current faults. */
   setFaults(f: Faults): void {

@@ -389,9 +389,12 @@ export type WebhookMode = "deliver" | "hold" | "drop";
 
 export interface RequestLogEntry {
   readonly method: string;
-  /** Route template, e.g. `GET /projects/:id/merge_requests/:iid`; `UNKNOWN` for a 501. */
+  /**
+   * Route template, e.g. `GET /projects/:id/merge_requests/:iid` (below `/api/v4`), or `POST /api/graphql`;
+   * `UNKNOWN` for a route the simulator does not serve (501, or 404 for GraphQL while it is turned off).
+   */
   readonly route: string;
-  /** Request path below `/api/v4`, with the query string. */
+  /** Request path below `/api/v4` with the query string; for GraphQL, `/api/graphql`. */
   readonly path: string;
   readonly status: number;
   readonly userId?: number;

@@ -9,15 +9,16 @@
  *   a cold cache unless the sweep's branch list just confirmed the record; in between, the record of what the bot
  *   last wrote is what the branch is;
  * - the trusted pipeline is read when an event reports a status the record does not have, or while the record
- *   says it is still running (one call: the jobs list carries the pipeline's status), plus, once it failed, its
- *   trigger jobs (not in the jobs list) and the test report; the pipelines on the trusted branch are listed only
- *   when one the record does not know shows up;
+ *   says it is still running: one call, its status with its failed jobs and test report from GitLab's GraphQL API
+ *   (`readPipeline`), or where that cannot answer, the REST jobs list (which carries the pipeline's status) plus, once
+ *   it failed, its trigger jobs and test report; the pipelines on the trusted branch are listed only when one the
+ *   record does not know shows up;
  * - the committer-branch check and the first-time-contributor check are read once per MR; the trusted branch name
  *   needs no read at all (the naming rule gives it from the MR alone).
  * The sweep (sweep.ts) sets the "full" hint where a list page disagrees with the cache, and for its rota, so every
  * open MR is periodically read from scratch: caches and lost events heal.
  */
-import type { GitLabPort, MergeRequest, PipelineJob, PipelineStatus, User } from "../gitlab/port.js";
+import type { GitLabPort, MergeRequest, PipelineJob, PipelineStatus, TestReportSummary, User } from "../gitlab/port.js";
 import type { Authorization } from "./authorize.js";
 import type { ListedFacts, MrKey } from "../queue/jobs.js";
 import { chooseTrustedPipeline, type DecideConfig, trustedBranchName } from "./decide.js";
@@ -179,9 +180,11 @@ export async function observePipelines(port: GitLabPort, o: Observed, wants: Pip
     return listed ? { ...next, trustedPipeline: { pipeline: listed } } : next;
   }
 
-  const jobs = await port.getPipelineJobs(o.mr.projectId, id);
-  const embedded = jobs.find((j) => j.pipeline?.id === id)?.pipeline?.status;
-  let pipeline =
+  // The test report is read again only when the status changed (or it was never read): it cannot change otherwise.
+  const read = await readPipeline(port, o.mr, id, (status) => {
+    return id !== recorded?.id || mirroredStatus(status) !== recorded.status || !recorded.tests;
+  });
+  const known =
     listed ??
     (recorded
       ? {
@@ -194,24 +197,15 @@ export async function observePipelines(port: GitLabPort, o: Observed, wants: Pip
           webUrl: recorded.url,
         }
       : undefined);
-  if (embedded && pipeline) pipeline = { ...pipeline, status: embedded };
-  else if (!embedded) pipeline = (await port.getPipeline(o.mr.projectId, id)) ?? pipeline;
-  if (!pipeline) return next;
-
-  const finishedJobs = isFinished(pipeline.status)
-    ? await withBridges(port, o.mr.projectId, id, pipeline.status, jobs)
-    : jobs;
-  const statusChanged =
-    pipeline.id !== recorded?.id || mirroredStatus(pipeline.status) !== recorded.status || !recorded.tests;
-  const tests =
-    pipeline.status === "failed" && statusChanged
-      ? ((await port.getTestReportSummary(o.mr.projectId, id)) ?? null)
-      : undefined;
+  if (!known) return next;
+  const pipeline = read.status ? { ...known, status: read.status } : known;
+  const finishedJobs = isFinished(pipeline.status) ? read.jobs : undefined;
+  const tests = read.tests;
   return {
     ...next,
     trustedPipeline: {
       pipeline,
-      ...(isFinished(pipeline.status) ? { jobs: finishedJobs } : {}),
+      ...(finishedJobs ? { jobs: finishedJobs } : {}),
       ...(tests !== undefined ? { tests } : {}),
     },
   };
@@ -220,15 +214,14 @@ export async function observePipelines(port: GitLabPort, o: Observed, wants: Pip
 /**
  * A merged or closed MR whose last trusted pipeline was still running when it closed (the close cancels it, and
  * GitLab reports "canceled" later): read that pipeline once an event says it changed, so the note and the status
- * show how it ended instead of "running" forever. One call (the jobs list embeds the pipeline's status).
+ * show how it ended instead of "running" forever. One call (`readPipeline`), two more over REST once it failed.
  */
 async function observeLastPipeline(port: GitLabPort, o: Observed, wants: PipelineWants): Promise<Observed> {
   const recorded = o.state.pipeline;
   if (!recorded || o.trustedPipeline || !isActive(recorded.status)) return o;
   if (!(wants.full || wants.hinted.some((h) => h.id === recorded.id && pipelineHintIsNews(recorded, h)))) return o;
-  const jobs = await port.getPipelineJobs(o.mr.projectId, recorded.id);
-  const embedded = jobs.find((j) => j.pipeline?.id === recorded.id)?.pipeline?.status;
-  const status = embedded ?? (await port.getPipeline(o.mr.projectId, recorded.id))?.status;
+  const read = await readPipeline(port, o.mr, recorded.id, () => false);
+  const status = read.status;
   if (!status) return o;
   const pipeline = {
     id: recorded.id,
@@ -239,22 +232,39 @@ async function observeLastPipeline(port: GitLabPort, o: Observed, wants: Pipelin
     source: "api",
     webUrl: recorded.url,
   };
-  const finishedJobs = isFinished(status) ? await withBridges(port, o.mr.projectId, recorded.id, status, jobs) : jobs;
-  return { ...o, trustedPipeline: { pipeline, ...(isFinished(status) ? { jobs: finishedJobs } : {}) } };
+  return { ...o, trustedPipeline: { pipeline, ...(isFinished(status) ? { jobs: read.jobs } : {}) } };
 }
 
 /**
- * The jobs of a finished pipeline plus, when it failed, its trigger (bridge) jobs, which the jobs list leaves out
- * (FACTS.md; `GET .../pipelines/:id/bridges`, `lib/api/ci/pipelines.rb`): a failed trigger job is a failed job too.
- * One more call, only for a failed pipeline: a pipeline that passed or was canceled has no failed job to show.
+ * A pipeline's status (`undefined`: GitLab has no such pipeline), its jobs (once it failed, the failed ones must be
+ * among them, trigger jobs included) and, once it failed and `wantTests(status)`, its test report (`null`: none).
+ * One GraphQL request where GitLab answers it (`getPipelineReport`: status, failed jobs with trigger jobs, test
+ * report). Else REST: the jobs list, which embeds the pipeline's status (the pipeline itself is read only when no job
+ * embeds it), and once it failed its trigger (bridge) jobs, which the jobs list leaves out (FACTS.md;
+ * `GET .../pipelines/:id/bridges`, `lib/api/ci/pipelines.rb`), and the test report, both at once.
  */
-async function withBridges(
+async function readPipeline(
   port: GitLabPort,
-  projectId: number,
+  mr: MergeRequest,
   pipelineId: number,
-  status: PipelineStatus,
-  jobs: PipelineJob[],
-): Promise<PipelineJob[]> {
-  if (status !== "failed") return jobs;
-  return [...jobs, ...(await port.getPipelineBridges(projectId, pipelineId))];
+  wantTests: (status: PipelineStatus) => boolean,
+): Promise<{ status?: PipelineStatus; jobs: PipelineJob[]; tests?: TestReportSummary | null }> {
+  const projectId = mr.projectId;
+  const report = await port.getPipelineReport(projectId, pipelineId, mr.webUrl);
+  if (report === null) return { jobs: [] };
+  if (report) {
+    const tests = report.status === "failed" && wantTests(report.status) ? { tests: report.tests ?? null } : {};
+    return { status: report.status, jobs: report.failedJobs, ...tests };
+  }
+  const jobs = await port.getPipelineJobs(projectId, pipelineId);
+  const status =
+    jobs.find((j) => j.pipeline?.id === pipelineId)?.pipeline?.status ??
+    (await port.getPipeline(projectId, pipelineId))?.status;
+  if (status !== "failed") return { ...(status ? { status } : {}), jobs };
+  const withTests = wantTests(status);
+  const [bridges, tests] = await Promise.all([
+    port.getPipelineBridges(projectId, pipelineId),
+    withTests ? port.getTestReportSummary(projectId, pipelineId) : undefined,
+  ]);
+  return { status, jobs: [...jobs, ...bridges], ...(withTests ? { tests: tests ?? null } : {}) };
 }

@@ -18,10 +18,30 @@
  * - `intent`: a committer's command written ahead of the branch write it causes.
  * Besides: deferred actions not yet done, the bot's own user, the sweep's claim and bookmarks, refusals.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { MergeRequest, User } from "../gitlab/port.js";
 import type { MrKey } from "../queue/jobs.js";
 import type { Redis } from "../redis.js";
+
+/** A Lua script with its SHA1: sent by hash (`EVALSHA`), its text only when Redis does not have it yet. */
+interface Script {
+  lua: string;
+  sha: string;
+}
+
+function script(lua: string): Script {
+  return { lua, sha: createHash("sha1").update(lua).digest("hex") };
+}
+
+/** Runs `s` by its hash; once per Redis server (and after a failover or `SCRIPT FLUSH`), with its text. */
+async function runScript(redis: Redis, s: Script, numKeys: number, ...args: Array<string | number>): Promise<unknown> {
+  try {
+    return await redis.evalsha(s.sha, numKeys, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
+    return await redis.eval(s.lua, numKeys, ...args);
+  }
+}
 
 export interface MrCache {
   noteId: number | null;
@@ -109,11 +129,17 @@ const INTENT = "intent";
 const PASS = "pass";
 
 /** KEYS[1]; ARGV[1] value. Deletes the key if it still holds that value. */
-const DELETE_IF_EQUAL = `
+const DELETE_IF_EQUAL = script(`
 if redis.call("GET", KEYS[1]) == ARGV[1] then
   return redis.call("DEL", KEYS[1])
 end
-return 0`;
+return 0`);
+/** KEYS[1]; ARGV[1] value, ARGV[2] ttl ms. Extends the key's life if it still holds that value. */
+const RENEW_IF_EQUAL = script(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+end
+return 0`);
 const BOT_TTL_SECONDS = 3600;
 
 /**
@@ -150,25 +176,25 @@ end
  * KEYS[1] record, KEYS[2] pending actions; ARGV[1] token, ARGV[2] ttl ms, ARGV[3] record ttl s. Marks a pass as
  * running and returns `{ record fields, pending exists }`.
  */
-const BEGIN_PASS = `${RECORD_LUA}
+const BEGIN_PASS = script(`${RECORD_LUA}
 redis.call("HSET", KEYS[1], "${PASS}", ARGV[1] .. " " .. (now_ms() + tonumber(ARGV[2])))
 redis.call("EXPIRE", KEYS[1], ARGV[3])
-return { redis.call("HGETALL", KEYS[1]), redis.call("EXISTS", KEYS[2]) }`;
+return { redis.call("HGETALL", KEYS[1]), redis.call("EXISTS", KEYS[2]) }`);
 
 /** KEYS[1] record; ARGV[1] token, ARGV[2] ttl ms. Renews the marker unless another pass's live token is there. */
-const RENEW_PASS = `${RECORD_LUA}
+const RENEW_PASS = script(`${RECORD_LUA}
 local holder = pass_holder(KEYS[1])
 if holder == nil or holder == ARGV[1] then
   redis.call("HSET", KEYS[1], "${PASS}", ARGV[1] .. " " .. (now_ms() + tonumber(ARGV[2])))
 end
-return 1`;
+return 1`);
 
 /**
  * KEYS[1] record; ARGV[1] the pass's token, then the hint field/value pairs the pass read. Deletes those still
  * unchanged and returns the hints left; only when none are left does the marker go, in the same step, so a hint
  * written while a pipeline job saw the marker is always in some answer.
  */
-const END_PASS = `${RECORD_LUA}
+const END_PASS = script(`${RECORD_LUA}
 for i = 2, #ARGV, 2 do
   if redis.call("HGET", KEYS[1], ARGV[i]) == ARGV[i + 1] then
     redis.call("HDEL", KEYS[1], ARGV[i])
@@ -178,46 +204,46 @@ local left = hints_of(KEYS[1])
 if #left == 0 and pass_holder(KEYS[1]) == ARGV[1] then
   redis.call("HDEL", KEYS[1], "${PASS}")
 end
-return left`;
+return left`);
 
 /** KEYS[1] record; ARGV[1] token. Removes the marker if still the pass's; returns the hints, none cleared. */
-const ABANDON_PASS = `${RECORD_LUA}
+const ABANDON_PASS = script(`${RECORD_LUA}
 if pass_holder(KEYS[1]) == ARGV[1] then
   redis.call("HDEL", KEYS[1], "${PASS}")
 end
-return hints_of(KEYS[1])`;
+return hints_of(KEYS[1])`);
 
 /**
  * KEYS[1] record; ARGV[1] field, ARGV[2] value, ARGV[3] record ttl s. Writes a hint; returns `{ a pass is running,
  * the cache }` (a pipeline event's one round trip).
  */
-const HINT = `${RECORD_LUA}
+const HINT = script(`${RECORD_LUA}
 redis.call("HSET", KEYS[1], ARGV[1], ARGV[2])
 redis.call("EXPIRE", KEYS[1], ARGV[3])
-return { pass_holder(KEYS[1]) and 1 or 0, redis.call("HGET", KEYS[1], "${CACHE}") }`;
+return { pass_holder(KEYS[1]) and 1 or 0, redis.call("HGET", KEYS[1], "${CACHE}") }`);
 
 /** KEYS[1] record. 1 when a pass holds a live marker. */
-const PASS_RUNNING = `${RECORD_LUA}
-return pass_holder(KEYS[1]) and 1 or 0`;
+const PASS_RUNNING = script(`${RECORD_LUA}
+return pass_holder(KEYS[1]) and 1 or 0`);
 
 /** KEYS[1] record; ARGV[1] field, ARGV[2] value. Deletes the field if it still holds that value. */
-const DELETE_FIELD_IF_EQUAL = `
+const DELETE_FIELD_IF_EQUAL = script(`
 if redis.call("HGET", KEYS[1], ARGV[1]) == ARGV[2] then
   return redis.call("HDEL", KEYS[1], ARGV[1])
 end
-return 0`;
+return 0`);
 
 /**
  * KEYS[1] record; ARGV[1] cache, ARGV[2] record ttl s, ARGV[3] the intent (as stored) the note now records, or "".
  * Writes the cache and, if the intent is still that one, forgets it.
  */
-const REMEMBER = `
+const REMEMBER = script(`
 redis.call("HSET", KEYS[1], "${CACHE}", ARGV[1])
 if ARGV[3] ~= "" and redis.call("HGET", KEYS[1], "${INTENT}") == ARGV[3] then
   redis.call("HDEL", KEYS[1], "${INTENT}")
 end
 redis.call("EXPIRE", KEYS[1], ARGV[2])
-return 1`;
+return 1`);
 
 export class TrustStore {
   constructor(
@@ -260,7 +286,7 @@ export class TrustStore {
    */
   async remember(mr: MrKey, cache: MrCache, doneIntent?: CommandIntent): Promise<void> {
     const intent = doneIntent ? storedIntent(doneIntent) : "";
-    await this.redis.eval(REMEMBER, 1, this.recordKey(mr), JSON.stringify(cache), RECORD_TTL_SECONDS, intent);
+    await runScript(this.redis, REMEMBER, 1, this.recordKey(mr), JSON.stringify(cache), RECORD_TTL_SECONDS, intent);
   }
 
   async hintFull(mr: MrKey): Promise<void> {
@@ -282,15 +308,20 @@ export class TrustStore {
   ): Promise<{ hint: WrittenHint; passRunning: boolean; cache: MrCache | undefined }> {
     const field = `pipeline:${pipelineId}:${status}`;
     const value = JSON.stringify({ status, n: randomUUID() });
-    const [running, cache] = (await this.redis.eval(HINT, 1, this.recordKey(mr), field, value, RECORD_TTL_SECONDS)) as [
-      number,
-      string | null,
-    ];
+    const [running, cache] = (await runScript(
+      this.redis,
+      HINT,
+      1,
+      this.recordKey(mr),
+      field,
+      value,
+      RECORD_TTL_SECONDS,
+    )) as [number, string | null];
     return { hint: { field, value }, passRunning: running === 1, cache: parseMrCache(cache) };
   }
 
   private async hint(mr: MrKey, field: string, value: string): Promise<WrittenHint> {
-    await this.redis.eval(HINT, 1, this.recordKey(mr), field, value, RECORD_TTL_SECONDS);
+    await runScript(this.redis, HINT, 1, this.recordKey(mr), field, value, RECORD_TTL_SECONDS);
     return { field, value };
   }
 
@@ -299,7 +330,7 @@ export class TrustStore {
    * meanwhile has already seen it; one that comes later must not take a stale "nothing changed" from it.
    */
   async withdrawHint(mr: MrKey, hint: WrittenHint): Promise<void> {
-    await this.redis.eval(DELETE_FIELD_IF_EQUAL, 1, this.recordKey(mr), hint.field, hint.value);
+    await runScript(this.redis, DELETE_FIELD_IF_EQUAL, 1, this.recordKey(mr), hint.field, hint.value);
   }
 
   async readHints(mr: MrKey): Promise<Hints> {
@@ -313,7 +344,8 @@ export class TrustStore {
    */
   async beginPass(mr: MrKey, ttlMs: number): Promise<{ token: string; record: MrRecord }> {
     const token = randomUUID();
-    const [fields, pending] = (await this.redis.eval(
+    const [fields, pending] = (await runScript(
+      this.redis,
       BEGIN_PASS,
       2,
       this.recordKey(mr),
@@ -327,12 +359,12 @@ export class TrustStore {
 
   /** Renews the marker for the next pass of the same job, unless another job's pass has taken it meanwhile. */
   async renewPass(mr: MrKey, ttlMs: number, token: string): Promise<void> {
-    await this.redis.eval(RENEW_PASS, 1, this.recordKey(mr), token, ttlMs);
+    await runScript(this.redis, RENEW_PASS, 1, this.recordKey(mr), token, ttlMs);
   }
 
   /** Whether a pass of `mr` is running, and so will look at a hint written now before it ends. */
   async passRunning(mr: MrKey): Promise<boolean> {
-    return (await this.redis.eval(PASS_RUNNING, 1, this.recordKey(mr))) === 1;
+    return (await runScript(this.redis, PASS_RUNNING, 1, this.recordKey(mr))) === 1;
   }
 
   /**
@@ -341,12 +373,12 @@ export class TrustStore {
    */
   async endPass(mr: MrKey, read: Hints, token: string): Promise<Hints> {
     const args = [token, ...Object.entries(read.raw).flat()];
-    return parseHints(pairs(await this.redis.eval(END_PASS, 1, this.recordKey(mr), ...args)));
+    return parseHints(pairs(await runScript(this.redis, END_PASS, 1, this.recordKey(mr), ...args)));
   }
 
   /** Ends the pass with `token` whatever hints are left (it failed); returns them, none cleared. */
   async abandonPass(mr: MrKey, token: string): Promise<Hints> {
-    return parseHints(pairs(await this.redis.eval(ABANDON_PASS, 1, this.recordKey(mr), token)));
+    return parseHints(pairs(await runScript(this.redis, ABANDON_PASS, 1, this.recordKey(mr), token)));
   }
 
   async botUser(load: () => Promise<User>): Promise<User> {
@@ -376,8 +408,13 @@ export class TrustStore {
     return ok === "OK" ? token : undefined;
   }
 
+  /** Extends the claim by `ttlMs` if `token` still holds it; `false` when it does not (it expired and was taken). */
+  async renewSweep(token: string, ttlMs: number): Promise<boolean> {
+    return (await runScript(this.redis, RENEW_IF_EQUAL, 1, this.key("sweep", "running"), token, ttlMs)) === 1;
+  }
+
   async releaseSweep(token: string): Promise<void> {
-    await this.redis.eval(DELETE_IF_EQUAL, 1, this.key("sweep", "running"), token);
+    await runScript(this.redis, DELETE_IF_EQUAL, 1, this.key("sweep", "running"), token);
   }
 
   /** When the last completed sweep pass of the project started (ISO), if one did within the cache's lifetime. */

@@ -59,6 +59,9 @@ const SWEEP_MIN_ACCESS_LEVEL = 40;
  */
 const UPDATED_AFTER_MARGIN_MS = 10 * 60 * 1000;
 
+/** How long the sweep's claim lasts without renewal (renewed every third of it while the pass runs). */
+const SWEEP_CLAIM_MS = 60_000;
+
 /** The pass interval the rota assumes when passes are not periodic (the `sweep` subcommand, from cron). */
 const DEFAULT_PASS_SECONDS = 900;
 
@@ -73,13 +76,22 @@ export interface SweepSummary {
 }
 
 export async function runSweep(deps: SweepDeps, job: SweepJob, ctx: JobContext): Promise<SweepSummary | undefined> {
-  const { store, config } = deps;
-  // Held while this pass lists and compares; it expires by itself if the process dies.
-  const claim = await store.claimSweep(Math.max(config.sweep.interval_seconds, 600) * 1000);
+  const { store } = deps;
+  // Held while this pass lists and compares, renewed while it runs: it expires soon after its process dies, so a
+  // worker killed mid-pass holds up the next pass (or the `sweep` subcommand) for a minute, not for ten.
+  const claim = await store.claimSweep(SWEEP_CLAIM_MS);
   if (!claim) {
     ctx.log.info({ reason: job.reason }, "a sweep pass is running already; this one is skipped");
     return undefined;
   }
+  const renew = setInterval(() => {
+    store.renewSweep(claim, SWEEP_CLAIM_MS).then(
+      (held) => {
+        if (!held) ctx.log.warn("the sweep's claim expired during the pass (the process stalled?); passes may overlap");
+      },
+      () => undefined, // Redis unreachable: the pass fails on its own next call
+    );
+  }, SWEEP_CLAIM_MS / 3);
   try {
     const failures = new SweepFailures(ctx);
     const projects = await sweepProjects(deps, ctx, failures);
@@ -90,6 +102,7 @@ export async function runSweep(deps: SweepDeps, job: SweepJob, ctx: JobContext):
     else ctx.log.info(summary, "sweep done");
     return summary;
   } finally {
+    clearInterval(renew);
     await store.releaseSweep(claim).catch(() => undefined);
   }
 }

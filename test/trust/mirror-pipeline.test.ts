@@ -1,6 +1,7 @@
 /**
- * Mirroring a trusted pipeline's status reads the pipeline, not the MR (workflow.ts `mirrorsOnly`, queue.ts: mirror
- * reconciles coalesce only with each other), while an MR event that arrives with it still gets a pass of its own.
+ * Mirroring a trusted pipeline's status reads the pipeline (one GraphQL request, or REST where GitLab has none), not
+ * the MR (workflow.ts `knownMr`, queue.ts: mirror reconciles coalesce only with each other), while an MR event that
+ * arrives with it still gets a pass of its own.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -29,11 +30,79 @@ describe("pipeline mirroring", () => {
     await w.settle();
     const routes = w.sim.requestLog.map((e) => e.route).sort();
     assert.deepEqual(routes, [
-      "GET /projects/:id/pipelines/:pipeline_id/jobs",
+      "POST /api/graphql",
       "POST /projects/:id/statuses/:sha",
       "PUT /projects/:id/merge_requests/:iid/notes/:note_id",
     ]);
     assert.equal(w.status(mr.sha)?.status, "success");
+  });
+
+  /** A trusted pipeline whose `test` job and trigger job fail, with a test report. */
+  async function failingWithReport(w: TrustWorld) {
+    w.sim.setCiJobs(w.app.id, [
+      { name: "build", stage: "build" },
+      { name: "test", stage: "test" },
+      { name: "lint", stage: "test", allowFailure: true },
+      { name: "deploy-docs", stage: "deploy", trigger: "org/docs" },
+    ]);
+    const { mr, pipeline } = await trustedRunning(w);
+    w.sim.setTestReportSummary(w.app.id, pipeline.id, {
+      total: 5,
+      success: 4,
+      failed: 1,
+      skipped: 0,
+      error: 0,
+      suites: [{ name: "unit", total: 5, failed: 1 }],
+    });
+    w.sim.setJobStatus(w.app.id, pipeline.id, "build", "success");
+    await w.settle();
+    w.sim.clearRequestLog();
+    w.sim.setJobStatus(w.app.id, pipeline.id, "lint", "failed");
+    w.sim.setJobStatus(w.app.id, pipeline.id, "deploy-docs", "failed");
+    w.sim.setJobStatus(w.app.id, pipeline.id, "test", "failed");
+    await w.settle();
+    assert.equal(w.sim.pipeline(w.app.id, pipeline.id).status, "failed");
+    const note = w.stickyNotes(mr.iid)[0]?.body ?? "";
+    const state = decodeState(note);
+    assert.deepEqual(state.pipeline?.failedJobs?.map((j) => j.name).sort(), ["deploy-docs", "test"], "not lint");
+    assert.equal(state.pipeline?.tests?.failed, 1);
+    assert.match(note, /Failed jobs: .*\[`deploy-docs`\]\(<.*\/-\/jobs\/\d+>\)/);
+    assert.equal(w.status(mr.sha)?.status, "failed");
+    assert.ok(w.mr(mr.iid).labels.includes("trust::failed"));
+    return { routes: w.sim.requestLog.map((e) => e.route).sort(), pipeline };
+  }
+
+  it("a failed pipeline with its failed jobs, trigger jobs and test report: one read (GraphQL), 4 calls", async () => {
+    const w = await start();
+    assert.deepEqual((await failingWithReport(w)).routes, [
+      "POST /api/graphql",
+      "POST /projects/:id/statuses/:sha",
+      "PUT /projects/:id/merge_requests/:iid",
+      "PUT /projects/:id/merge_requests/:iid/notes/:note_id",
+    ]);
+  });
+
+  it("a GitLab without GraphQL: the same report over REST (jobs, trigger jobs, test report), asked once", async () => {
+    const w = await start();
+    w.sim.setGraphqlEnabled(false);
+    const { routes, pipeline } = await failingWithReport(w);
+    // `POST /api/graphql` answered 404 (the simulator logs an unknown route as UNKNOWN) once: this GitLab is not
+    // asked again for a while.
+    assert.deepEqual(routes, [
+      "GET /projects/:id/pipelines/:pipeline_id/bridges",
+      "GET /projects/:id/pipelines/:pipeline_id/jobs",
+      "GET /projects/:id/pipelines/:pipeline_id/test_report_summary",
+      "POST /projects/:id/statuses/:sha",
+      "PUT /projects/:id/merge_requests/:iid",
+      "PUT /projects/:id/merge_requests/:iid/notes/:note_id",
+      "UNKNOWN",
+    ]);
+    w.sim.clearRequestLog();
+    w.sim.setJobStatus(w.app.id, pipeline.id, "test", "running");
+    w.sim.setJobStatus(w.app.id, pipeline.id, "test", "failed");
+    await w.settle();
+    assert.ok(w.sim.requestLog.length > 0, "the retried job's end was mirrored");
+    assert.equal(w.sim.requestLog.filter((e) => e.route === "UNKNOWN").length, 0, "without asking GraphQL again");
   });
 
   it("a push delivered together with the pipeline's end still makes the trust stale (never absorbed by the mirror)", async () => {

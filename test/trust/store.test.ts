@@ -50,7 +50,7 @@ describe("TrustStore hints", () => {
 describe("TrustStore pass markers", () => {
   it("a pass clears what it read, returns what came meanwhile, and keeps its marker until nothing is left", async () => {
     const mr = freshMr();
-    const { token: token } = await store.beginPass(mr, 30_000);
+    const { token } = await store.beginPass(mr, 30_000);
     assert.equal(await store.passRunning(mr), true);
     await store.hintPipeline(mr, 5, "running");
     const read = await store.readHints(mr);
@@ -68,7 +68,7 @@ describe("TrustStore pass markers", () => {
 
   it("a pass that read nothing new ends at once; another job's token never removes the marker", async () => {
     const mr = freshMr();
-    const { token: token } = await store.beginPass(mr, 30_000);
+    const { token } = await store.beginPass(mr, 30_000);
     const { token: other } = await store.beginPass(mr, 30_000);
     assert.deepEqual(Object.keys((await store.endPass(mr, await store.readHints(mr), token)).raw), []);
     assert.equal(await store.passRunning(mr), true, "the marker is the other job's now");
@@ -78,7 +78,7 @@ describe("TrustStore pass markers", () => {
 
   it("the next pass of a job renews its marker, but never takes over another job's", async () => {
     const mr = freshMr();
-    const { token: token } = await store.beginPass(mr, 30_000);
+    const { token } = await store.beginPass(mr, 30_000);
     await store.abandonPass(mr, token);
     await store.renewPass(mr, 30_000, token);
     assert.equal(await store.passRunning(mr), true, "set again after it was gone");
@@ -92,7 +92,7 @@ describe("TrustStore pass markers", () => {
 
   it("abandoning a pass removes its marker and clears nothing", async () => {
     const mr = freshMr();
-    const { token: token } = await store.beginPass(mr, 30_000);
+    const { token } = await store.beginPass(mr, 30_000);
     await store.hintPipeline(mr, 9, "canceled");
     const left = await store.abandonPass(mr, token);
     assert.deepEqual(left.pipelines, [{ id: 9, status: "canceled" }]);
@@ -187,5 +187,30 @@ describe("TrustStore record", () => {
       got.map((c) => c?.noteId ?? null),
       [3, null, 9],
     );
+  });
+});
+
+describe("TrustStore scripts", () => {
+  it("are sent by hash, and again in full when Redis lost them (a failover, SCRIPT FLUSH)", async () => {
+    const mr = freshMr();
+    await store.hintFull(mr);
+    await redis.script("FLUSH");
+    const { token, record } = await store.beginPass(mr, 30_000);
+    assert.equal(record.hints.full, true);
+    assert.deepEqual(Object.keys((await store.endPass(mr, record.hints, token)).raw), []);
+  });
+});
+
+describe("TrustStore sweep claim", () => {
+  it("a pass's claim lives as long as it is renewed, and only its own token renews it", async () => {
+    const own = new TrustStore(redis, uniquePrefix());
+    const token = await own.claimSweep(150);
+    assert.ok(token);
+    assert.equal(await own.renewSweep("someone-else", 60_000), false);
+    assert.equal(await own.renewSweep(token, 400), true);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    assert.equal(await own.claimSweep(60_000), undefined, "still held after its first lifetime: renewed");
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    assert.ok(await own.claimSweep(60_000), "gone once no longer renewed (its process died)");
   });
 });

@@ -214,7 +214,8 @@ async function sweepProject(
     const recorded = cache ? decodeState(cache.noteBody ?? undefined).pipeline : undefined;
     if (cache && (cache.mr?.state !== mr.state || (recorded && isActive(recorded.status)))) {
       // A full look: the reconcile deletes the trusted branch it owns, which the record alone may not show.
-      await reconcile(mr, "closed", (k) => store.hintFull(k), { listed: { mr } });
+      // The MR is read again, not taken from the list: this pass may delete its trusted branch.
+      await reconcile(mr, "closed", (k) => store.hintFull(k));
       closing.add(trustedBranchName(prefix, mr));
     }
   }

@@ -30,7 +30,7 @@ import {
 import { isProtected } from "./permissions.js";
 import { createBranch as addBranch, deleteBranch as removeBranch, push as pushCommit } from "./repository-actions.js";
 import { allRoutes } from "./routes/index.js";
-import { SimState, type ProjectRecord, } from "./state.js";
+import { SimState, type ProjectRecord } from "./state.js";
 import { WebhookDispatcher } from "./webhooks.js";
 import type { World } from "./world.js";
 import * as build from "./world-building.js";
@@ -137,7 +137,6 @@ export interface AddGroupInput {
 
 export type MemberTarget = { groupId: number } | { projectId: number };
 
-
 export interface ProtectBranchInput {
   /** Exact name or wildcard such as `trusted-*`. */
   name: string;
@@ -175,7 +174,6 @@ export interface PushOptions {
   /** Files the commit writes, path to contents (`null` deletes the file); served by the repository files API. */
   files?: Readonly<Record<string, string | null>>;
 }
-
 
 export interface RunPipelineOptions {
   userId: number;

@@ -29,6 +29,7 @@ import {
 import { testReportSummaryEntity } from "./entities.js";
 import { canReadProject } from "./permissions.js";
 import { pipelineById, pipelinesForSha } from "./pipeline-index.js";
+import { PIPELINE_STATUSES } from "./pipeline-status.js";
 import type { PipelineRecord, ProjectRecord, SimState, UserRecord } from "./state.js";
 
 /** What every resolver gets: the world and the caller (`undefined`: an anonymous request, which GitLab allows). */
@@ -85,21 +86,7 @@ const modelId = (gid: string): string => gid.slice(gid.lastIndexOf("/") + 1);
  * `Ci::HasStatus::AVAILABLE_STATUSES`, which is also `Ci::Pipeline.all_state_names`: `CiJobStatus` and
  * `PipelineStatusEnum` are the same list, upcased, with the lower-case status as the value.
  */
-const STATUSES = [
-  "created",
-  "waiting_for_resource",
-  "preparing",
-  "waiting_for_callback",
-  "pending",
-  "running",
-  "success",
-  "failed",
-  "canceling",
-  "canceled",
-  "skipped",
-  "manual",
-  "scheduled",
-] as const;
+const STATUSES = PIPELINE_STATUSES;
 
 const statusValues = (what: string) =>
   Object.fromEntries(

@@ -204,6 +204,7 @@ export type PipelineStatus =
   | "created"
   | "waiting_for_resource"
   | "preparing"
+  | "waiting_for_callback"
   | "pending"
   | "running"
   | "success"

@@ -3,6 +3,26 @@
  */
 import type { PipelineStatus } from "./model.js";
 
+/**
+ * Every status (`Ci::HasStatus::AVAILABLE_STATUSES`, also `Ci::Pipeline.all_state_names`): what REST's `status`
+ * filter accepts, and GraphQL's `PipelineStatusEnum` and `CiJobStatus` upcased.
+ */
+export const PIPELINE_STATUSES = [
+  "created",
+  "waiting_for_resource",
+  "preparing",
+  "waiting_for_callback",
+  "pending",
+  "running",
+  "success",
+  "failed",
+  "canceling",
+  "canceled",
+  "skipped",
+  "manual",
+  "scheduled",
+] as const satisfies readonly PipelineStatus[];
+
 export const COMPLETED_STATUSES: readonly PipelineStatus[] = ["success", "failed", "canceled", "skipped"];
 export const ACTIVE_STATUSES: readonly PipelineStatus[] = [
   "created",
@@ -92,6 +112,8 @@ export function detailedStatus(status: PipelineStatus, detailsPath: string) {
     created: "Created",
     waiting_for_resource: "Waiting",
     preparing: "Preparing",
+    // `Gitlab::Ci::Status::WaitingForCallback` (GitLab 17.x); its text is *inferred* to match waiting_for_resource's.
+    waiting_for_callback: "Waiting",
     pending: "Pending",
     running: "Running",
     success: "Passed",

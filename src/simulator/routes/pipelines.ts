@@ -14,22 +14,8 @@ import { AccessLevel, type PipelineSource, type PipelineStatus } from "../model.
 import { canSetPipelineVariables, canUpdateBranch, hasAccess } from "../permissions.js";
 import { FORBIDDEN, SimError } from "../sim-error.js";
 import { pipelineById, pipelinesForSha } from "../pipeline-index.js";
+import { PIPELINE_STATUSES } from "../pipeline-status.js";
 import type { PipelineRecord, ProjectRecord } from "../state.js";
-
-const STATUSES: readonly PipelineStatus[] = [
-  "created",
-  "waiting_for_resource",
-  "preparing",
-  "pending",
-  "running",
-  "success",
-  "failed",
-  "canceling",
-  "canceled",
-  "skipped",
-  "manual",
-  "scheduled",
-];
 
 function findPipeline(ctx: RequestContext, project: ProjectRecord): PipelineRecord {
   const id = reqInt(ctx.params, "pipeline_id");
@@ -85,7 +71,7 @@ export function pipelineRoutes(t: RouteTable): void {
     const p = ctx.params;
     const ref = optString(p, "ref");
     const sha = optString(p, "sha");
-    const status = oneOf(p, "status", STATUSES);
+    const status = oneOf(p, "status", PIPELINE_STATUSES);
     const source = optString(p, "source") as PipelineSource | undefined;
     const scope = oneOf(p, "scope", ["running", "pending", "finished", "branches", "tags"] as const);
     const username = optString(p, "username");

@@ -956,10 +956,13 @@ export class GitbeakerAdapter implements GitLabPort {
       const variables = { path, id: `gid://gitlab/Ci::Pipeline/${pipelineId}` };
       body = (await this.graphql.post("graphql", { body: { query: PIPELINE_REPORT_QUERY, variables } })).body;
     } catch (error) {
-      // No GraphQL endpoint (a GitLab fake, a proxy that passes only /api/v4): REST for a while. Anything else
-      // (5xx, 429, network) is the same outage REST would meet: the job retries.
+      // No GraphQL endpoint, or one that will not take this request (a GitLab stand-in, a proxy that passes only
+      // /api/v4, an auth rule of its own): any 4xx but 429, or 501, means REST for a while, and REST says what is
+      // wrong if anything is. A 429, another 5xx or no answer is the same outage REST would meet: the job retries.
       const status = statusOf(error);
-      if (status === 404 || status === 405 || status === 403) return this.graphqlUnavailable();
+      if (status !== undefined && ((status >= 400 && status < 500 && status !== 429) || status === 501)) {
+        return this.graphqlUnavailable();
+      }
       throw classifyGitLabError(error, GRAPHQL_ROUTE);
     }
     // An error in the answer (an older schema without `pipeline(id:)` or `retried`, a query too complex) or a shape
@@ -1025,7 +1028,11 @@ export class GitbeakerAdapter implements GitLabPort {
       this.projectPaths.set(projectId, decodeURIComponent(fromPage));
       return decodeURIComponent(fromPage);
     }
-    const project = await this.getProject(projectId);
+    // Only a 429 stops here; any other failure to learn the path leaves the report to REST.
+    const project = await this.getProject(projectId).catch((error: unknown) => {
+      if (error instanceof RateLimitedError) throw error;
+      return undefined;
+    });
     if (project) this.projectPaths.set(projectId, project.pathWithNamespace);
     return project?.pathWithNamespace;
   }

@@ -105,6 +105,25 @@ describe("pipeline mirroring", () => {
     assert.equal(w.sim.requestLog.filter((e) => e.route === "UNKNOWN").length, 0, "without asking GraphQL again");
   });
 
+  for (const status of [401, 501]) {
+    it(`a GraphQL endpoint that refuses the request (${status}): the same report over REST`, async () => {
+      const w = await start();
+      // A 5xx is tried three times within the request (requester.ts); a 4xx once.
+      w.sim.failNext(3, status, { route: /^POST \/api\/graphql$/ });
+      const { routes } = await failingWithReport(w);
+      assert.ok(routes.includes("GET /projects/:id/pipelines/:pipeline_id/bridges"), `REST after a ${status}`);
+      assert.ok(routes.includes("GET /projects/:id/pipelines/:pipeline_id/test_report_summary"));
+    });
+  }
+
+  it("a GraphQL endpoint answering 502 is an outage like any other: retried, then one read", async () => {
+    const w = await start();
+    w.sim.failNext(1, 502, { route: /^POST \/api\/graphql$/ });
+    const { routes } = await failingWithReport(w);
+    assert.equal(routes.filter((r) => r === "POST /api/graphql").length, 2, "the 502, then the answer");
+    assert.ok(!routes.includes("GET /projects/:id/pipelines/:pipeline_id/bridges"), "no REST");
+  });
+
   it("a push delivered together with the pipeline's end still makes the trust stale (never absorbed by the mirror)", async () => {
     const w = await start();
     const { mr, pipeline } = await trustedRunning(w);

@@ -10,7 +10,7 @@ import { bridgeEntity, jobEntity, pipelineBasic, pipelineEntity, testReportSumma
 import { findProject, oneOf, optBool, optString, reqInt, reqString } from "../http/params.js";
 import { paginate, sortBy } from "../http/pagination.js";
 import { created, ok, type RequestContext, type RouteTable } from "../http/route-table.js";
-import { AccessLevel, type PipelineSource, type PipelineStatus } from "../model.js";
+import { AccessLevel, type PipelineSource } from "../model.js";
 import { canSetPipelineVariables, canUpdateBranch, hasAccess } from "../permissions.js";
 import { FORBIDDEN, SimError } from "../sim-error.js";
 import { pipelineById, pipelinesForSha } from "../pipeline-index.js";

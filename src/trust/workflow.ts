@@ -148,8 +148,9 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     let settings = firstSettings;
     try {
       for (let passes = 1; ; passes++) {
-        const recorded = await pass(key, log, reason, record, settings, passes === 1 ? command : undefined, job);
-        let late = await store.endPass(key, record.hints, token);
+        const done = await pass(key, log, reason, record, settings, passes === 1 ? command : undefined, job);
+        const recorded = done?.state;
+        let late = await store.endPass(key, record.hints, token, done?.remember);
         // The echo of this pass's own write (the pipeline it created or cancelled): the record says so already.
         for (let echoes = 0; hasHints(late) && !tellsNews(late, recorded) && echoes < MAX_PASSES; echoes++) {
           late = await store.endPass(key, late, token);
@@ -188,7 +189,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     settings: EffectiveTrust,
     command?: ParsedCommandJob,
     job: JobStart = {},
-  ): Promise<Observed["state"] | undefined> {
+  ): Promise<PassResult | undefined> {
     // A command's write-ahead intent is in the record (only this MR's jobs write it, under the lock this job holds).
     const { cache, hints } = record;
     let intent = record.intent;
@@ -260,16 +261,21 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       if (effects.every((a) => a.type === "record")) break;
     }
     await store.putPending(key, deferred);
-    // What the note now says is cached before the deferred actions run: a retry after one of them failed must see
-    // the transition as recorded (and only finish what is pending), not decide it again from a stale note. The
-    // intent goes once the note records what became of it (carried out, superseded or refused).
-    const done = intent && o.state.handled?.includes(intent.noteId) ? intent : undefined;
-    await remember(key, o, hints.full ? now().getTime() : cache?.verifiedAt, done);
-    // Pending actions are read only when there may be any: this pass's, or those the record said were left.
+    // The intent goes once the note records what became of it (carried out, superseded or refused).
+    const toRemember = {
+      cache: cacheOf(o, hints.full ? now().getTime() : cache?.verifiedAt),
+      ...(intent && o.state.handled?.includes(intent.noteId) ? { doneIntent: intent } : {}),
+    };
+    // Pending actions are read only when there may be any: this pass's, or those the record said were left. What
+    // the note now says is cached before they run: a retry after one of them failed must see the transition as
+    // recorded (and only finish what is pending), not decide it again from a stale note. Without any, the cache is
+    // written with the end of the pass (`endPass`), in the same round trip.
     if (deferred.length > 0 || record.pending) {
+      await store.remember(key, toRemember.cache, toRemember.doneIntent);
       await completePending(port, audit, store, key, (await store.pending(key)) as PendingAction[]);
+      return { state: o.state };
     }
-    return o.state;
+    return { state: o.state, remember: toRemember };
   }
 
   /** When the comment was written (GitLab's note time) and the MR's diff versions, for a bare `/trust`. */
@@ -306,14 +312,9 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     };
   }
 
-  /** Caches what this pass saw and wrote, for the next pass of the same MR and for the sweep's comparison. */
-  async function remember(
-    key: MrKey,
-    o: Observed,
-    verifiedAt: number | undefined,
-    doneIntent: CommandIntent | undefined,
-  ): Promise<void> {
-    const cache: MrCache = {
+  /** What a pass saw and wrote, cached for the next pass of the same MR and for the sweep's comparison. */
+  function cacheOf(o: Observed, verifiedAt: number | undefined): MrCache {
+    return {
       noteId: o.note?.id ?? null,
       noteBody: o.note?.body ?? null,
       committerBranch: o.committerBranch,
@@ -322,7 +323,6 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       mr: o.mr,
       ...(verifiedAt !== undefined ? { verifiedAt } : {}),
     };
-    await store.remember(key, cache, doneIntent);
   }
 
   /** The MR a trusted branch belongs to: its name says (decide.ts, `parseTrustedBranchName`); no API call. */
@@ -496,6 +496,12 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
       // The Redis connection belongs to the caller; the adapter holds no sockets of its own.
     },
   };
+}
+
+/** A pass's outcome: the state it recorded, and the cache for `endPass` to write unless the pass wrote it itself. */
+interface PassResult {
+  state: Observed["state"];
+  remember?: { cache: MrCache; doneIntent?: CommandIntent };
 }
 
 /** What a reconcile job brings besides its MR (jobs.ts): why its pass may start from an MR it already has. */

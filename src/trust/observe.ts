@@ -103,10 +103,11 @@ export async function observe(
   let branch: Observed["branch"] = { sha: state.branchSha ?? null, fresh: false };
   // On a cold cache the branch is read again, unless the sweep's branch list just said the same as the record
   // (`listed`): the list confirms the record, it never replaces a read that could disagree. A branch the sweep has
-  // just deleted is gone, as the bot's own write (unless a push to it came since).
+  // just deleted is gone, as the bot's own write (unless a push to it came since, or the MR was reopened since: a
+  // grant made after the reopen is on that branch again).
   const listedSha = listed?.branchSha;
   const confirmed = cold && !hints.full && listedSha !== undefined && listedSha === branch.sha;
-  if (listed?.cleanedUp && !hints.branch) {
+  if (listed?.cleanedUp && !hints.branch && !open) {
     branch = { sha: null, fresh: true };
   } else if ((full && !confirmed) || hints.branch) {
     branch = { sha: (await port.getBranch(mr.projectId, branchName))?.sha ?? null, fresh: true };

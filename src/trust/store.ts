@@ -341,10 +341,6 @@ export class TrustStore {
     await runScript(this.redis, DELETE_FIELD_IF_EQUAL, 1, this.recordKey(mr), hint.field, hint.value);
   }
 
-  async readHints(mr: MrKey): Promise<Hints> {
-    return (await this.record(mr)).hints;
-  }
-
   /**
    * Marks `mr` as having a reconcile pass that will look at the hints again before it ends, and returns the record
    * the pass starts from, in one round trip. The marker expires after `ttlMs` in case the process dies: the job's
@@ -527,10 +523,6 @@ export class TrustStore {
   async writeIntent(mr: MrKey, intent: CommandIntent): Promise<void> {
     const key = this.recordKey(mr);
     await this.redis.multi().hset(key, INTENT, storedIntent(intent)).expire(key, RECORD_TTL_SECONDS).exec();
-  }
-
-  async intent(mr: MrKey): Promise<CommandIntent | undefined> {
-    return parseIntent(await this.redis.hget(this.recordKey(mr), INTENT));
   }
 
   /**

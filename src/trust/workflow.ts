@@ -22,11 +22,11 @@ import type { GitLabPort, MergeRequest, MergeRequestVersion, User } from "../git
 import type {
   CommandJob,
   JobContext,
-  ListedFacts,
   MrKey,
   PipelineJob,
   PushJob,
   ReconcileJob,
+  ReconcileOptions,
   SweepJob,
   WorkflowHandlers,
 } from "../queue/jobs.js";
@@ -135,7 +135,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     ctx: JobContext,
     reason: string,
     command?: ParsedCommandJob,
-    job: JobStart = {},
+    job: ReconcileOptions = {},
   ): Promise<void> {
     const log = ctx.log;
     const ttl = config.worker.mr_lock_ttl_ms;
@@ -188,7 +188,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
     record: MrRecord,
     settings: EffectiveTrust,
     command?: ParsedCommandJob,
-    job: JobStart = {},
+    job: ReconcileOptions = {},
   ): Promise<PassResult | undefined> {
     // A command's write-ahead intent is in the record (only this MR's jobs write it, under the lock this job holds).
     const { cache, hints } = record;
@@ -360,10 +360,7 @@ export function createWorkflowWithPort(deps: WorkflowDeps & { port: GitLabPort; 
 
   return {
     async reconcile(job: ReconcileJob, ctx: JobContext) {
-      await converge(job, ctx, job.reason, undefined, {
-        ...(job.mirror ? { mirror: true } : {}),
-        ...(job.listed ? { listed: job.listed } : {}),
-      });
+      await converge(job, ctx, job.reason, undefined, job);
     },
 
     async command(job: CommandJob, ctx: JobContext) {
@@ -504,12 +501,6 @@ interface PassResult {
   remember?: { cache: MrCache; doneIntent?: CommandIntent };
 }
 
-/** What a reconcile job brings besides its MR (jobs.ts): why its pass may start from an MR it already has. */
-export interface JobStart {
-  mirror?: boolean;
-  listed?: ListedFacts;
-}
-
 /**
  * The MR a pass may start from instead of reading it (observe.ts), for a reconcile that carries no command and no
  * intent (a command needs a fresh look), else `undefined`:
@@ -521,7 +512,7 @@ export interface JobStart {
  *   its head pipeline, which its commit status goes into (decide.ts `gatedPipeline`). An MR event that came
  *   meanwhile has a reconcile of its own here too.
  */
-export function knownMr(record: MrRecord, job: JobStart): MergeRequest | undefined {
+export function knownMr(record: MrRecord, job: ReconcileOptions): MergeRequest | undefined {
   const { cache, hints } = record;
   const mirrorsOnly = !hints.full && !hints.branch && hints.pipelines.length > 0;
   if (job.mirror) return mirrorsOnly && cache?.mr?.state === "opened" ? cache.mr : undefined;

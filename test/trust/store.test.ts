@@ -21,7 +21,7 @@ describe("TrustStore hints", () => {
     await store.hintPipeline(mr, 5, "failed");
     await store.hintPipeline(mr, 5, "running");
     await store.hintPipeline(mr, 5, "failed");
-    const hints = await store.readHints(mr);
+    const hints = (await store.record(mr)).hints;
     assert.deepEqual(hints.pipelines.map((h) => `${h.id}:${h.status}`).sort(), ["5:failed", "5:running"]);
     assert.equal(hints.full, false);
   });
@@ -30,20 +30,20 @@ describe("TrustStore hints", () => {
     const mr = freshMr();
     const { hint: first } = await store.hintPipeline(mr, 5, "running");
     await store.withdrawHint(mr, first);
-    assert.deepEqual((await store.readHints(mr)).pipelines, []);
+    assert.deepEqual((await store.record(mr)).hints.pipelines, []);
     const { hint: second } = await store.hintPipeline(mr, 5, "running");
     await store.hintPipeline(mr, 5, "running");
     await store.withdrawHint(mr, second);
-    assert.deepEqual((await store.readHints(mr)).pipelines, [{ id: 5, status: "running" }]);
+    assert.deepEqual((await store.record(mr)).hints.pipelines, [{ id: 5, status: "running" }]);
   });
 
   it("reads the older one-field-per-pipeline hints, and takes an unreadable hint as a reason to read everything", async () => {
     const mr = freshMr();
     const key = `${prefix}:trust:record:${mr.projectId}:${mr.mrIid}`;
     await redis.hset(key, "pipeline:7", JSON.stringify({ status: "success", n: "x" }));
-    assert.deepEqual((await store.readHints(mr)).pipelines, [{ id: 7, status: "success" }]);
+    assert.deepEqual((await store.record(mr)).hints.pipelines, [{ id: 7, status: "success" }]);
     await redis.hset(key, "pipeline:8:failed", "not json");
-    assert.equal((await store.readHints(mr)).full, true);
+    assert.equal((await store.record(mr)).hints.full, true);
   });
 });
 
@@ -53,7 +53,7 @@ describe("TrustStore pass markers", () => {
     const { token } = await store.beginPass(mr, 30_000);
     assert.equal(await store.passRunning(mr), true);
     await store.hintPipeline(mr, 5, "running");
-    const read = await store.readHints(mr);
+    const read = (await store.record(mr)).hints;
 
     // Written while the pass ran: a new status, and the same status again (a new value in the same field).
     await store.hintPipeline(mr, 5, "failed");
@@ -70,9 +70,9 @@ describe("TrustStore pass markers", () => {
     const mr = freshMr();
     const { token } = await store.beginPass(mr, 30_000);
     const { token: other } = await store.beginPass(mr, 30_000);
-    assert.deepEqual(Object.keys((await store.endPass(mr, await store.readHints(mr), token)).raw), []);
+    assert.deepEqual(Object.keys((await store.endPass(mr, (await store.record(mr)).hints, token)).raw), []);
     assert.equal(await store.passRunning(mr), true, "the marker is the other job's now");
-    await store.endPass(mr, await store.readHints(mr), other);
+    await store.endPass(mr, (await store.record(mr)).hints, other);
     assert.equal(await store.passRunning(mr), false);
   });
 
@@ -97,7 +97,7 @@ describe("TrustStore pass markers", () => {
     const left = await store.abandonPass(mr, token);
     assert.deepEqual(left.pipelines, [{ id: 9, status: "canceled" }]);
     assert.equal(await store.passRunning(mr), false);
-    assert.deepEqual((await store.readHints(mr)).pipelines, [{ id: 9, status: "canceled" }]);
+    assert.deepEqual((await store.record(mr)).hints.pipelines, [{ id: 9, status: "canceled" }]);
   });
 
   it("the marker expires on its own when its process is gone", async () => {
@@ -155,26 +155,26 @@ describe("TrustStore record", () => {
     await store.writeIntent(mr, first);
     await store.writeIntent(mr, intent(12));
     await store.remember(mr, cache, first);
-    assert.equal((await store.intent(mr))?.noteId, 12, "a newer intent stays");
-    const second = await store.intent(mr);
+    assert.equal((await store.record(mr)).intent?.noteId, 12, "a newer intent stays");
+    const second = (await store.record(mr)).intent;
     assert.ok(second);
     await store.remember(mr, cache, second);
-    assert.equal(await store.intent(mr), undefined);
+    assert.equal((await store.record(mr)).intent, undefined);
     assert.deepEqual(await store.getMrCache(mr), cache);
   });
 
   it("an intent stops counting a day after its command (no grant by a long-gone command)", async () => {
     const mr = freshMr();
     await store.writeIntent(mr, intent(13, new Date(Date.now() - 25 * 3600_000).toISOString()));
-    assert.equal(await store.intent(mr), undefined);
+    assert.equal((await store.record(mr)).intent, undefined);
     await store.writeIntent(mr, intent(14, new Date(Date.now() - 23 * 3600_000).toISOString()));
-    assert.equal((await store.intent(mr))?.noteId, 14);
+    assert.equal((await store.record(mr)).intent?.noteId, 14);
   });
 
   it("a hint this version does not know (an older version's, say) asks for a full look", async () => {
     const mr = freshMr();
     await redis.hset(`${prefix}:trust:record:${mr.projectId}:${mr.mrIid}`, "listed", "{}");
-    assert.equal((await store.readHints(mr)).full, true);
+    assert.equal((await store.record(mr)).hints.full, true);
   });
 
   it("the caches of many MRs come back in order, with holes where there is none", async () => {

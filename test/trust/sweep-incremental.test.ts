@@ -280,6 +280,27 @@ describe("incremental sweep", () => {
     );
   });
 
+  it("a clean-up look that runs late, after the MR was reopened and trusted again, leaves the new grant alone", async () => {
+    const w = await start();
+    const { trusted } = await trustedWorld(w);
+    // The sweep's clean-up reconcile as it was queued when the MR was closed: the MR then, its branch deleted.
+    const closed = { ...w.mr(trusted.iid), state: "closed" as const, updatedAt: "2000-01-01T00:00:00.000Z" };
+    await w.service.enqueue([
+      {
+        kind: "reconcile",
+        projectId: w.app.id,
+        mrIid: trusted.iid,
+        reason: "sweep:cleanup",
+        listed: { mr: closed as never, cleanedUp: true },
+      },
+    ]);
+    await w.settle();
+    const state = decodeState(w.stickyNotes(trusted.iid)[0]?.body);
+    assert.equal(state.grant?.sha, trusted.sha, "the grant stands");
+    assert.equal(state.closed, undefined, "the open MR is not recorded as closed");
+    assert.equal(w.sim.branch(w.app.id, w.trustedBranch(trusted))?.sha, trusted.sha);
+  });
+
   it("a cold start over many same-project MRs reads the project's branch list, not each source branch", async () => {
     const w = await start();
     // Committer branches (protected) and contributor branches, all in org/app.

@@ -10,6 +10,13 @@
  *   than twice that is left. The priority comes from {@link withCallPriority}, which the worker sets around each job.
  * - A call waits here at most `maxWaitMs`; a longer wait throws `RateLimitedError`, so that the worker delays the job
  *   (without spending an attempt) instead of holding a concurrency slot.
+ * - Slots are leased: while less than half of the window is spent, one request takes {@link LEASE_SLOTS} slots and
+ *   this process spends the rest within {@link LEASE_TTL_MS} without asking Redis again. A Redis round trip before
+ *   every GitLab call cost a busy worker ~5 % of its reconciles per second (issue 10). A lease is only held while
+ *   this process listens on the budget's pub/sub channel, where every pause is published: a pause anywhere drops
+ *   every process's lease within a message's delay, as a call already past `acquire` is sent anyway. Without the
+ *   subscription (not yet connected, reconnecting) every call asks Redis, as without leases. Unused leased slots
+ *   stay counted: a few calls fewer than the limit, never more.
  *
  * Time is Redis's (`TIME`), so processes on hosts with skewed clocks agree on windows and pauses.
  */
@@ -19,8 +26,14 @@ import type { Redis } from "../redis.js";
 
 /** The budget's Lua scripts as ioredis commands (`defineCommand`). */
 interface BudgetScripts {
-  tmrBudgetAcquire(pausedKey: string, windowKey: string, limit: number, windowMs: number): Promise<unknown>;
-  tmrBudgetPause(pausedKey: string, ms: number): Promise<unknown>;
+  tmrBudgetAcquire(
+    pausedKey: string,
+    windowKey: string,
+    limit: number,
+    windowMs: number,
+    want: number,
+  ): Promise<[number, number, number]>;
+  tmrBudgetPause(pausedKey: string, ms: number, channel: string): Promise<unknown>;
 }
 
 /** Who a call is for, most urgent first. */
@@ -29,6 +42,10 @@ export type CallPriority = "command" | "reconcile" | "sweep";
 /** Share of each window kept for more urgent calls, per priority step. */
 const RESERVE = 0.1;
 const WINDOW_MS = 60_000;
+/** Slots one request takes while less than half of the window is spent (module comment). */
+export const LEASE_SLOTS = 8;
+/** A leased slot not spent this long after the lease was granted is given up: the next call asks Redis. */
+export const LEASE_TTL_MS = 1000;
 /** Longest wait inside one call: past it the job is delayed instead (the worker's `RateLimitedError` path). */
 export const DEFAULT_MAX_WAIT_MS = 30_000;
 
@@ -49,6 +66,8 @@ export interface CallBudget {
   acquire(priority?: CallPriority): Promise<void>;
   /** GitLab answered 429: no process sends another call to this GitLab for `ms`. */
   pause(ms: number): Promise<void>;
+  /** Closes the pub/sub connection this budget listens on (leases end with it). */
+  close(): Promise<void>;
 }
 
 export interface CallBudgetOptions {
@@ -65,33 +84,44 @@ export interface CallBudgetOptions {
 }
 
 /**
- * KEYS[1] paused-until key, KEYS[2] window key prefix; ARGV[1] limit for this priority (-1: none), ARGV[2] window ms.
- * Returns 0 when a slot was taken, else the milliseconds to wait before asking again.
+ * KEYS[1] paused-until key, KEYS[2] window key prefix; ARGV[1] limit for this priority (-1: none), ARGV[2] window ms,
+ * ARGV[3] slots wanted (more than one only as a lease). Returns `{wait, slots, windowLeft}`: `wait` > 0 when no slot
+ * was taken (the milliseconds to wait before asking again); else `slots` taken (the wanted number while less than
+ * half of this priority's limit is spent, else one) and the milliseconds left in their window.
  */
 const ACQUIRE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local paused = tonumber(redis.call('GET', KEYS[1]) or '0')
-if paused > now then return paused - now end
+if paused > now then return {paused - now, 0, 0} end
 local limit = tonumber(ARGV[1])
-if limit < 0 then return 0 end
 local size = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
 local window = math.floor(now / size)
+local left = (window + 1) * size - now
+if limit < 0 then return {0, want, left} end
 local key = KEYS[2] .. ':' .. window
 local used = tonumber(redis.call('GET', key) or '0')
-if used >= limit then return (window + 1) * size - now end
-redis.call('INCR', key)
+if used >= limit then return {left, 0, 0} end
+local slots = 1
+if used + want <= math.floor(limit / 2) then slots = want end
+redis.call('INCRBY', key, slots)
 redis.call('PEXPIRE', key, size * 2)
-return 0
+return {0, slots, left}
 `;
 
-/** KEYS[1] paused-until key; ARGV[1] pause in ms. Only ever extends a pause. */
+/**
+ * KEYS[1] paused-until key; ARGV[1] pause in ms, ARGV[2] the pub/sub channel. Only ever extends a pause; always
+ * publishes, so that every listening process drops its lease (`pcall`: a Redis user without channel permissions
+ * still pauses; it cannot subscribe either, so no process of it holds a lease).
+ */
 const PAUSE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local untilMs = now + tonumber(ARGV[1])
 local paused = tonumber(redis.call('GET', KEYS[1]) or '0')
 if untilMs > paused then redis.call('SET', KEYS[1], untilMs, 'PX', tonumber(ARGV[1])) end
+redis.pcall('PUBLISH', ARGV[2], ARGV[1])
 return 0
 `;
 
@@ -102,6 +132,7 @@ export function createCallBudget(options: CallBudgetOptions): CallBudget {
   const base = `${options.prefix}:gitlab-budget:${options.gitlabUrl.replace(/\/+$/, "")}`;
   const pausedKey = `${base}:paused-until`;
   const windowKey = `${base}:window`;
+  const channel = `${base}:paused`;
   const limitFor = (priority: CallPriority): number => {
     if (limit <= 0) return -1;
     const steps = priority === "command" ? 0 : priority === "reconcile" ? 1 : 2;
@@ -115,12 +146,72 @@ export function createCallBudget(options: CallBudgetOptions): CallBudget {
     redis.defineCommand("tmrBudgetPause", { numberOfKeys: 1, lua: PAUSE });
   }
 
+  /** Slots this process may still spend without asking Redis, until `until` (local clock). */
+  let lease: { slots: number; until: number } | undefined;
+  /** Counts pauses heard of: a grant answered after a pause was announced is not kept as a lease. */
+  let pausesHeard = 0;
+  /** Subscribed to `channel` on the current connection: only then is a lease held. */
+  let listening = false;
+  let subscriber: Redis | undefined;
+  let closed = false;
+  const dropLease = () => {
+    lease = undefined;
+    pausesHeard++;
+  };
+  const listen = () => {
+    if (subscriber || closed) return;
+    // Subscribes again itself on each connection (not ioredis's auto-resubscribe), so that `listening` turns true
+    // only once Redis has confirmed the subscription on the connection messages will come on.
+    const sub = redis.duplicate({
+      autoResubscribe: false,
+      // Named after its budget, for `CLIENT LIST`: "<connection name>:budget:<prefix>" (a name has no spaces).
+      connectionName: `${redis.options.connectionName ?? "trusted-mr-bot"}:budget:${options.prefix}`.replace(
+        /[^\x21-\x7e]/g,
+        "_",
+      ),
+    });
+    subscriber = sub;
+    sub.on("message", (from: string) => {
+      if (from === channel) dropLease();
+    });
+    sub.on("ready", () => {
+      sub.subscribe(channel).then(
+        () => {
+          if (sub.status === "ready") listening = true;
+        },
+        () => undefined,
+      );
+    });
+    sub.on("close", () => {
+      listening = false;
+      dropLease();
+    });
+    // A lost connection is handled above (no lease until it is back); ioredis would print unhandled errors.
+    sub.on("error", () => undefined);
+  };
+  const takeLeased = (): boolean => {
+    if (!lease || !listening || lease.slots <= 0 || Date.now() >= lease.until) return false;
+    lease.slots--;
+    return true;
+  };
+
   return {
     async acquire(priority = currentCallPriority()) {
+      if (takeLeased()) return;
+      listen();
       const deadline = Date.now() + maxWaitMs;
       for (;;) {
-        const wait = Number(await scripts.tmrBudgetAcquire(pausedKey, windowKey, limitFor(priority), windowMs));
-        if (wait <= 0) return;
+        const heard = pausesHeard;
+        const want = listening ? LEASE_SLOTS : 1;
+        const [wait, slots, windowLeft] = (
+          await scripts.tmrBudgetAcquire(pausedKey, windowKey, limitFor(priority), windowMs, want)
+        ).map(Number) as [number, number, number];
+        if (wait <= 0) {
+          if (slots > 1 && listening && heard === pausesHeard) {
+            lease = { slots: slots - 1, until: Date.now() + Math.min(LEASE_TTL_MS, windowLeft) };
+          }
+          return;
+        }
         if (Date.now() + wait > deadline) {
           throw new RateLimitedError(`GitLab call budget: next ${priority} call in ${wait} ms`, wait);
         }
@@ -129,7 +220,15 @@ export function createCallBudget(options: CallBudgetOptions): CallBudget {
       }
     },
     async pause(ms) {
-      if (ms > 0) await scripts.tmrBudgetPause(pausedKey, Math.ceil(ms));
+      if (ms <= 0) return;
+      dropLease();
+      await scripts.tmrBudgetPause(pausedKey, Math.ceil(ms), channel);
+    },
+    async close() {
+      closed = true;
+      listening = false;
+      lease = undefined;
+      await subscriber?.quit().catch(() => undefined);
     },
   };
 }

@@ -87,7 +87,15 @@ export function createWorkflow(deps: WorkflowDeps): Workflow {
     limit: config.gitlab.rate_limit_per_minute,
   });
   const port = new GitbeakerAdapter({ config, metrics: deps.metrics, budget });
-  return createWorkflowWithPort({ ...deps, port });
+  const workflow = createWorkflowWithPort({ ...deps, port });
+  return {
+    ...workflow,
+    async close() {
+      await workflow.close();
+      // The budget's pub/sub connection (its leases); the Redis connection itself belongs to the caller.
+      await budget.close();
+    },
+  };
 }
 
 /** The workflow against any {@link GitLabPort} (tests, benchmarks). */

@@ -4,23 +4,26 @@
  */
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
-import { createCallBudget } from "../../src/gitlab/call-budget.js";
+import { type CallBudget, createCallBudget, LEASE_SLOTS } from "../../src/gitlab/call-budget.js";
 import { RateLimitedError } from "../../src/errors.js";
 import type { Redis } from "../../src/redis.js";
-import { deletePrefix, testRedis, uniquePrefix } from "../support/redis.js";
+import { deletePrefix, REDIS_URL, testRedis, uniquePrefix } from "../support/redis.js";
 
 const GITLAB = "http://gitlab.example.com";
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("call budget", () => {
   let a: Redis;
   let b: Redis;
   const prefixes: string[] = [];
+  const budgets: CallBudget[] = [];
 
   before(() => {
     a = testRedis();
     b = testRedis();
   });
   afterEach(async () => {
+    for (const budget of budgets.splice(0)) await budget.close();
     for (const prefix of prefixes.splice(0)) await deletePrefix(a, prefix);
   });
   after(async () => {
@@ -32,7 +35,27 @@ describe("call budget", () => {
     const prefix = uniquePrefix();
     prefixes.push(prefix);
     const options = { prefix, gitlabUrl: GITLAB, limit, windowMs, maxWaitMs };
-    return [createCallBudget({ ...options, redis: a }), createCallBudget({ ...options, redis: b })] as const;
+    const made = [createCallBudget({ ...options, redis: a }), createCallBudget({ ...options, redis: b })] as const;
+    budgets.push(...made);
+    return made;
+  }
+
+  /** The slots counted in the current window of `prefix` (the budget's key, read as an operator would). */
+  async function counted(prefix: string): Promise<number> {
+    const keys = await a.keys(`${prefix}:gitlab-budget:*:window:*`);
+    const values = keys.length ? await a.mget(keys) : [];
+    return values.reduce((sum, v) => sum + Number(v ?? 0), 0);
+  }
+
+  /** Resolves once `count` processes' budgets of `prefix` listen for pauses (a lease needs that). */
+  async function listening(prefix: string, count: number): Promise<void> {
+    const channel = `${prefix}:gitlab-budget:${GITLAB}:paused`;
+    for (let i = 0; i < 200; i++) {
+      const [, subscribers] = (await a.pubsub("NUMSUB", channel)) as [string, number];
+      if (Number(subscribers) >= count) return;
+      await sleep(10);
+    }
+    throw new Error(`no ${count} subscribers on ${channel}`);
   }
 
   /**
@@ -68,6 +91,100 @@ describe("call budget", () => {
     await assert.rejects(first.acquire("reconcile"), RateLimitedError, "reconciles yield the last 10 %");
     await second.acquire("command");
     await assert.rejects(first.acquire("command"), RateLimitedError, "the window is spent");
+  });
+
+  it("far from the limit, one request leases several slots and the next calls spend them without asking Redis", async () => {
+    const [first] = pair(1000, 60_000);
+    await windowWithRoom(60_000, 5000);
+    const prefix = prefixes.at(-1) ?? "";
+    await first.acquire("reconcile");
+    assert.equal(await counted(prefix), 1, "not listening for pauses yet: one slot, no lease");
+    await listening(prefix, 1);
+    await first.acquire("reconcile");
+    assert.equal(await counted(prefix), 1 + LEASE_SLOTS, "one request took a lease");
+    for (let i = 1; i < LEASE_SLOTS; i++) await first.acquire("reconcile");
+    assert.equal(await counted(prefix), 1 + LEASE_SLOTS, "the lease's slots were spent without counting again");
+    await first.acquire("reconcile");
+    assert.equal(await counted(prefix), 1 + 2 * LEASE_SLOTS, "a spent lease: the next call asks Redis for another");
+  });
+
+  it("past half of the window no lease is granted: every call counts one slot", async () => {
+    const [first] = pair(20, 60_000);
+    await windowWithRoom(60_000, 5000);
+    const prefix = prefixes.at(-1) ?? "";
+    await first.acquire("command");
+    await listening(prefix, 1);
+    await first.acquire("command"); // 1 + 8 = 9 of 20: still under half
+    assert.equal(await counted(prefix), 1 + LEASE_SLOTS);
+    for (let i = 1; i < LEASE_SLOTS; i++) await first.acquire("command");
+    await first.acquire("command");
+    assert.equal(await counted(prefix), 2 + LEASE_SLOTS, "9 + 8 would pass half of 20: one slot");
+  });
+
+  it("a pause set by one process drops the other's lease: its next call waits out the pause", async () => {
+    const [first, second] = pair(1000, 60_000);
+    await windowWithRoom(60_000, 5000);
+    const prefix = prefixes.at(-1) ?? "";
+    await second.acquire("reconcile");
+    await listening(prefix, 1);
+    await second.acquire("reconcile");
+    assert.equal(await counted(prefix), 1 + LEASE_SLOTS, "the second process holds a lease");
+    await first.pause(700);
+    // The pause reaches the other process as a pub/sub message, a few ms after the pause is set.
+    await sleep(50);
+    const started = Date.now();
+    await second.acquire("command");
+    assert.ok(Date.now() - started >= 600, `waited out the pause (${Date.now() - started} ms)`);
+  });
+
+  it("a lease ends with its process's subscription: a pause missed meanwhile still holds the next call", async () => {
+    const [first, second] = pair(1000, 60_000);
+    await windowWithRoom(60_000, 5000);
+    const prefix = prefixes.at(-1) ?? "";
+    await second.acquire("reconcile");
+    await listening(prefix, 1);
+    await second.acquire("reconcile");
+    assert.equal(await counted(prefix), 1 + LEASE_SLOTS, "the second process holds a lease");
+    const clients = String(await a.call("CLIENT", "LIST", "TYPE", "pubsub"));
+    const listener = clients.split("\n").find((line) => line.includes(`name=trusted-mr-bot:budget:${prefix} `));
+    const id = listener?.match(/\bid=(\d+)/)?.[1];
+    assert.ok(id, "the budget's listening connection is named after its prefix");
+    await a.client("KILL", "ID", id);
+    await sleep(30);
+    // Published while the second process is not subscribed: it never hears of this pause.
+    await first.pause(700);
+    const started = Date.now();
+    await second.acquire("command");
+    assert.ok(Date.now() - started >= 600, `waited out the pause (${Date.now() - started} ms)`);
+  });
+
+  it("a Redis user without channel permissions still pauses every process and takes no lease", async () => {
+    const user = `tmr-budget-${process.pid}`;
+    await a.acl("SETUSER", user, "reset", "on", ">budget-test", "~*", "+@all", "resetchannels");
+    const url = new URL(REDIS_URL);
+    url.username = user;
+    url.password = "budget-test";
+    const restricted = [testRedis(url.toString()), testRedis(url.toString())];
+    try {
+      const prefix = uniquePrefix();
+      prefixes.push(prefix);
+      const options = { prefix, gitlabUrl: GITLAB, limit: 1000, windowMs: 60_000, maxWaitMs: 5000 };
+      const [first, second] = restricted.map((redis) => createCallBudget({ ...options, redis }));
+      budgets.push(first as CallBudget, second as CallBudget);
+      await windowWithRoom(60_000, 5000);
+      await second?.acquire("reconcile");
+      await sleep(100);
+      await second?.acquire("reconcile");
+      assert.equal(await counted(prefix), 2, "no subscription, so no lease: one slot per call");
+      await first?.pause(700);
+      const started = Date.now();
+      await second?.acquire("command");
+      assert.ok(Date.now() - started >= 600, `waited out the pause (${Date.now() - started} ms)`);
+    } finally {
+      for (const budget of budgets.splice(0)) await budget.close();
+      for (const redis of restricted) await redis.quit();
+      await a.acl("DELUSER", user);
+    }
   });
 
   it("a pause set by one process holds the other's next call", async () => {

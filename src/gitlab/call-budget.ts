@@ -208,7 +208,10 @@ export function createCallBudget(options: CallBudgetOptions): CallBudget {
         ).map(Number) as [number, number, number];
         if (wait <= 0) {
           if (slots > 1 && listening && heard === pausesHeard) {
-            lease = { slots: slots - 1, until: Date.now() + Math.min(LEASE_TTL_MS, windowLeft) };
+            // Concurrent calls' leases add up (none is thrown away counted); the first one's deadline holds for all.
+            const now = Date.now();
+            if (lease && lease.slots > 0 && now < lease.until) lease.slots += slots - 1;
+            else lease = { slots: slots - 1, until: now + Math.min(LEASE_TTL_MS, windowLeft) };
           }
           return;
         }

@@ -108,6 +108,18 @@ describe("call budget", () => {
     assert.equal(await counted(prefix), 1 + 2 * LEASE_SLOTS, "a spent lease: the next call asks Redis for another");
   });
 
+  it("leases granted to concurrent calls add up: their slots are spent before Redis is asked again", async () => {
+    const [first] = pair(1000, 60_000);
+    await windowWithRoom(60_000, 5000);
+    const prefix = prefixes.at(-1) ?? "";
+    await first.acquire("reconcile");
+    await listening(prefix, 1);
+    await Promise.all(Array.from({ length: 4 }, () => first.acquire("reconcile")));
+    assert.equal(await counted(prefix), 1 + 4 * LEASE_SLOTS, "four requests in flight at once, a lease each");
+    for (let i = 0; i < 4 * (LEASE_SLOTS - 1); i++) await first.acquire("reconcile");
+    assert.equal(await counted(prefix), 1 + 4 * LEASE_SLOTS, "all their leased slots were spent, none asked Redis");
+  });
+
   it("past half of the window no lease is granted: every call counts one slot", async () => {
     const [first] = pair(20, 60_000);
     await windowWithRoom(60_000, 5000);

@@ -69,6 +69,20 @@ describe("call budget", () => {
     if (left < roomMs) await new Promise((resolve) => setTimeout(resolve, left + 5));
   }
 
+  /**
+   * Two processes' budgets of `limit` per minute, in a window with room, the second one listening for pauses: it has
+   * made one call (one slot, as it did not listen yet), so its next call may take a lease.
+   */
+  async function listeningPair(limit: number) {
+    const [first, second] = pair(limit, 60_000);
+    await windowWithRoom(60_000, 5000);
+    const prefix = prefixes.at(-1) ?? "";
+    await second.acquire("reconcile");
+    assert.equal(await counted(prefix), 1, "not listening for pauses yet: one slot, no lease");
+    await listening(prefix, 1);
+    return { first, second, prefix };
+  }
+
   it("the N+1-th call in a window, from either process, waits for the next window", async () => {
     const [first, second] = pair(3, 1000);
     await windowWithRoom(1000);
@@ -94,51 +108,34 @@ describe("call budget", () => {
   });
 
   it("far from the limit, one request leases several slots and the next calls spend them without asking Redis", async () => {
-    const [first] = pair(1000, 60_000);
-    await windowWithRoom(60_000, 5000);
-    const prefix = prefixes.at(-1) ?? "";
-    await first.acquire("reconcile");
-    assert.equal(await counted(prefix), 1, "not listening for pauses yet: one slot, no lease");
-    await listening(prefix, 1);
-    await first.acquire("reconcile");
+    const { second, prefix } = await listeningPair(1000);
+    await second.acquire("reconcile");
     assert.equal(await counted(prefix), 1 + LEASE_SLOTS, "one request took a lease");
-    for (let i = 1; i < LEASE_SLOTS; i++) await first.acquire("reconcile");
+    for (let i = 1; i < LEASE_SLOTS; i++) await second.acquire("reconcile");
     assert.equal(await counted(prefix), 1 + LEASE_SLOTS, "the lease's slots were spent without counting again");
-    await first.acquire("reconcile");
+    await second.acquire("reconcile");
     assert.equal(await counted(prefix), 1 + 2 * LEASE_SLOTS, "a spent lease: the next call asks Redis for another");
   });
 
   it("leases granted to concurrent calls add up: their slots are spent before Redis is asked again", async () => {
-    const [first] = pair(1000, 60_000);
-    await windowWithRoom(60_000, 5000);
-    const prefix = prefixes.at(-1) ?? "";
-    await first.acquire("reconcile");
-    await listening(prefix, 1);
-    await Promise.all(Array.from({ length: 4 }, () => first.acquire("reconcile")));
+    const { second, prefix } = await listeningPair(1000);
+    await Promise.all(Array.from({ length: 4 }, () => second.acquire("reconcile")));
     assert.equal(await counted(prefix), 1 + 4 * LEASE_SLOTS, "four requests in flight at once, a lease each");
-    for (let i = 0; i < 4 * (LEASE_SLOTS - 1); i++) await first.acquire("reconcile");
+    for (let i = 0; i < 4 * (LEASE_SLOTS - 1); i++) await second.acquire("reconcile");
     assert.equal(await counted(prefix), 1 + 4 * LEASE_SLOTS, "all their leased slots were spent, none asked Redis");
   });
 
   it("past half of the window no lease is granted: every call counts one slot", async () => {
-    const [first] = pair(20, 60_000);
-    await windowWithRoom(60_000, 5000);
-    const prefix = prefixes.at(-1) ?? "";
-    await first.acquire("command");
-    await listening(prefix, 1);
-    await first.acquire("command"); // 1 + 8 = 9 of 20: still under half
+    const { second, prefix } = await listeningPair(20);
+    await second.acquire("command"); // 1 + 8 = 9 of 20: still under half
     assert.equal(await counted(prefix), 1 + LEASE_SLOTS);
-    for (let i = 1; i < LEASE_SLOTS; i++) await first.acquire("command");
-    await first.acquire("command");
+    for (let i = 1; i < LEASE_SLOTS; i++) await second.acquire("command");
+    await second.acquire("command");
     assert.equal(await counted(prefix), 2 + LEASE_SLOTS, "9 + 8 would pass half of 20: one slot");
   });
 
   it("a pause set by one process drops the other's lease: its next call waits out the pause", async () => {
-    const [first, second] = pair(1000, 60_000);
-    await windowWithRoom(60_000, 5000);
-    const prefix = prefixes.at(-1) ?? "";
-    await second.acquire("reconcile");
-    await listening(prefix, 1);
+    const { first, second, prefix } = await listeningPair(1000);
     await second.acquire("reconcile");
     assert.equal(await counted(prefix), 1 + LEASE_SLOTS, "the second process holds a lease");
     await first.pause(700);
@@ -150,11 +147,7 @@ describe("call budget", () => {
   });
 
   it("a lease ends with its process's subscription: a pause missed meanwhile still holds the next call", async () => {
-    const [first, second] = pair(1000, 60_000);
-    await windowWithRoom(60_000, 5000);
-    const prefix = prefixes.at(-1) ?? "";
-    await second.acquire("reconcile");
-    await listening(prefix, 1);
+    const { first, second, prefix } = await listeningPair(1000);
     await second.acquire("reconcile");
     assert.equal(await counted(prefix), 1 + LEASE_SLOTS, "the second process holds a lease");
     const clients = String(await a.call("CLIENT", "LIST", "TYPE", "pubsub"));

@@ -81,6 +81,8 @@ export interface CallBudgetOptions {
   /** One minute; tests shorten it. */
   windowMs?: number;
   maxWaitMs?: number;
+  /** Told once when Redis refuses the subscription leases need (an ACL user without the channel): no leases. */
+  onNoLeases?: (error: unknown) => void;
 }
 
 /**
@@ -154,6 +156,7 @@ export function createCallBudget(options: CallBudgetOptions): CallBudget {
   let listening = false;
   let subscriber: Redis | undefined;
   let closed = false;
+  let refusalTold = false;
   const dropLease = () => {
     lease = undefined;
     pausesHeard++;
@@ -179,7 +182,12 @@ export function createCallBudget(options: CallBudgetOptions): CallBudget {
         () => {
           if (sub.status === "ready") listening = true;
         },
-        () => undefined,
+        (error: unknown) => {
+          // A lost connection fails it too: that one is retried on the next `ready`, and is no news.
+          if (sub.status !== "ready" || refusalTold) return;
+          refusalTold = true;
+          options.onNoLeases?.(error);
+        },
       );
     });
     sub.on("close", () => {

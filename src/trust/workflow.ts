@@ -85,6 +85,11 @@ export function createWorkflow(deps: WorkflowDeps): Workflow {
     prefix: config.redis.prefix,
     gitlabUrl: config.gitlab.url,
     limit: config.gitlab.rate_limit_per_minute,
+    onNoLeases: (error) =>
+      deps.logger.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        "GitLab call budget: Redis refused its pause channel, so every GitLab call asks Redis for its slot (README, Scaling)",
+      ),
   });
   const port = new GitbeakerAdapter({ config, metrics: deps.metrics, budget });
   const workflow = createWorkflowWithPort({ ...deps, port });

@@ -174,13 +174,18 @@ describe("call budget", () => {
       const prefix = uniquePrefix();
       prefixes.push(prefix);
       const options = { prefix, gitlabUrl: GITLAB, limit: 1000, windowMs: 60_000, maxWaitMs: 5000 };
-      const [first, second] = restricted.map((redis) => createCallBudget({ ...options, redis }));
+      const told: unknown[] = [];
+      const [first, second] = restricted.map((redis) =>
+        createCallBudget({ ...options, redis, onNoLeases: (error) => told.push(error) }),
+      );
       budgets.push(first as CallBudget, second as CallBudget);
       await windowWithRoom(60_000, 5000);
       await second?.acquire("reconcile");
       await sleep(100);
       await second?.acquire("reconcile");
       assert.equal(await counted(prefix), 2, "no subscription, so no lease: one slot per call");
+      assert.match(String(told[0]), /NOPERM/, "the refusal is told (the workflow logs it)");
+      assert.equal(told.length, 1, "once: only the process that tried to listen");
       await first?.pause(700);
       const started = Date.now();
       await second?.acquire("command");

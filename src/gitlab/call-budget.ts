@@ -10,13 +10,14 @@
  *   than twice that is left. The priority comes from {@link withCallPriority}, which the worker sets around each job.
  * - A call waits here at most `maxWaitMs`; a longer wait throws `RateLimitedError`, so that the worker delays the job
  *   (without spending an attempt) instead of holding a concurrency slot.
- * - Slots are leased: while less than half of the window is spent, one request takes {@link LEASE_SLOTS} slots and
- *   this process spends the rest within {@link LEASE_TTL_MS} without asking Redis again. A Redis round trip before
- *   every GitLab call cost a busy worker ~5 % of its reconciles per second (issue 10). A lease is only held while
+ * - Slots are leased: while less than half of the window is spent, one request takes as many slots as this process
+ *   made calls within the last {@link LEASE_TTL_MS} (at most {@link LEASE_SLOTS}), and the process spends the rest
+ *   within that time without asking Redis again. A Redis round trip before every GitLab call cost a busy worker ~5 %
+ *   of its reconciles per second (issue 10); a process making a call now and then leases nothing, so slots that go
+ *   unspent stay few (they stay counted: a few calls fewer than the limit, never more). A lease is only held while
  *   this process listens on the budget's pub/sub channel, where every pause is published: a pause anywhere drops
  *   every process's lease within a message's delay, as a call already past `acquire` is sent anyway. Without the
- *   subscription (not yet connected, reconnecting) every call asks Redis, as without leases. Unused leased slots
- *   stay counted: a few calls fewer than the limit, never more.
+ *   subscription (not yet connected, reconnecting) every call asks Redis, as without leases.
  *
  * Time is Redis's (`TIME`), so processes on hosts with skewed clocks agree on windows and pauses.
  */
@@ -42,9 +43,12 @@ export type CallPriority = "command" | "reconcile" | "sweep";
 /** Share of each window kept for more urgent calls, per priority step. */
 const RESERVE = 0.1;
 const WINDOW_MS = 60_000;
-/** Slots one request takes while less than half of the window is spent (module comment). */
+/** Most slots one request takes while less than half of the window is spent (module comment). */
 export const LEASE_SLOTS = 8;
-/** A leased slot not spent this long after the lease was granted is given up: the next call asks Redis. */
+/**
+ * A leased slot not spent this long after the lease was granted is given up: the next call asks Redis. Also the
+ * time over which this process's calls are counted to size its next lease.
+ */
 export const LEASE_TTL_MS = 1000;
 /** Longest wait inside one call: past it the job is delayed instead (the worker's `RateLimitedError` path). */
 export const DEFAULT_MAX_WAIT_MS = 30_000;
@@ -157,6 +161,8 @@ export function createCallBudget(options: CallBudgetOptions): CallBudget {
   let subscriber: Redis | undefined;
   let closed = false;
   let refusalTold = false;
+  /** When this process's last {@link LEASE_SLOTS} calls were made (local clock), oldest first. */
+  const recentCalls: number[] = [];
   const dropLease = () => {
     lease = undefined;
     pausesHeard++;
@@ -205,12 +211,16 @@ export function createCallBudget(options: CallBudgetOptions): CallBudget {
 
   return {
     async acquire(priority = currentCallPriority()) {
+      const calledAt = Date.now();
+      recentCalls.push(calledAt);
+      if (recentCalls.length > LEASE_SLOTS) recentCalls.shift();
       if (takeLeased()) return;
       listen();
       const deadline = Date.now() + maxWaitMs;
       for (;;) {
         const heard = pausesHeard;
-        const want = listening ? LEASE_SLOTS : 1;
+        // As many slots as calls within the last LEASE_TTL_MS, this one included: what this process would spend.
+        const want = listening ? recentCalls.filter((at) => calledAt - at < LEASE_TTL_MS).length : 1;
         const [wait, slots, windowLeft] = (
           await scripts.tmrBudgetAcquire(pausedKey, windowKey, limitFor(priority), windowMs, want)
         ).map(Number) as [number, number, number];

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
-import { type CallBudget, createCallBudget, LEASE_SLOTS } from "../../src/gitlab/call-budget.js";
+import { type CallBudget, createCallBudget, LEASE_SLOTS, LEASE_TTL_MS } from "../../src/gitlab/call-budget.js";
 import { RateLimitedError } from "../../src/errors.js";
 import type { Redis } from "../../src/redis.js";
 import { deletePrefix, REDIS_URL, testRedis, uniquePrefix } from "../support/redis.js";
@@ -83,6 +83,22 @@ describe("call budget", () => {
     return { first, second, prefix };
   }
 
+  /**
+   * Makes calls on `budget` until one takes a whole lease (the count grows by {@link LEASE_SLOTS}: a busy process),
+   * then spends that lease: the process holds no slot and has made at least LEASE_SLOTS calls within the last second.
+   */
+  async function busyWithoutLease(budget: CallBudget, prefix: string): Promise<void> {
+    for (let i = 0; i < 4 * LEASE_SLOTS; i++) {
+      const before = await counted(prefix);
+      await budget.acquire("reconcile");
+      if ((await counted(prefix)) - before === LEASE_SLOTS) {
+        for (let j = 1; j < LEASE_SLOTS; j++) await budget.acquire("reconcile");
+        return;
+      }
+    }
+    throw new Error("no whole lease was taken");
+  }
+
   it("the N+1-th call in a window, from either process, waits for the next window", async () => {
     const [first, second] = pair(3, 1000);
     await windowWithRoom(1000);
@@ -107,37 +123,55 @@ describe("call budget", () => {
     await assert.rejects(first.acquire("command"), RateLimitedError, "the window is spent");
   });
 
-  it("far from the limit, one request leases several slots and the next calls spend them without asking Redis", async () => {
+  it("far from the limit, a busy process leases slots and spends them without asking Redis", async () => {
     const { second, prefix } = await listeningPair(1000);
+    await busyWithoutLease(second, prefix);
+    const before = await counted(prefix);
     await second.acquire("reconcile");
-    assert.equal(await counted(prefix), 1 + LEASE_SLOTS, "one request took a lease");
+    assert.equal(await counted(prefix), before + LEASE_SLOTS, "one request took a lease");
     for (let i = 1; i < LEASE_SLOTS; i++) await second.acquire("reconcile");
-    assert.equal(await counted(prefix), 1 + LEASE_SLOTS, "the lease's slots were spent without counting again");
+    assert.equal(await counted(prefix), before + LEASE_SLOTS, "the lease's slots were spent without counting again");
     await second.acquire("reconcile");
-    assert.equal(await counted(prefix), 1 + 2 * LEASE_SLOTS, "a spent lease: the next call asks Redis for another");
+    assert.equal(await counted(prefix), before + 2 * LEASE_SLOTS, "a spent lease: the next call asks for another");
+  });
+
+  it("a process that calls less than once a second takes one slot per call: no lease to leave unspent", async () => {
+    const { second, prefix } = await listeningPair(1000);
+    for (let i = 0; i < 3; i++) {
+      await sleep(LEASE_TTL_MS + 50);
+      const before = await counted(prefix);
+      await second.acquire("reconcile");
+      assert.equal(await counted(prefix), before + 1, `call ${i + 1}, a second after the one before`);
+    }
   });
 
   it("leases granted to concurrent calls add up: their slots are spent before Redis is asked again", async () => {
     const { second, prefix } = await listeningPair(1000);
+    await busyWithoutLease(second, prefix);
+    const before = await counted(prefix);
     await Promise.all(Array.from({ length: 4 }, () => second.acquire("reconcile")));
-    assert.equal(await counted(prefix), 1 + 4 * LEASE_SLOTS, "four requests in flight at once, a lease each");
+    assert.equal(await counted(prefix), before + 4 * LEASE_SLOTS, "four requests in flight at once, a lease each");
     for (let i = 0; i < 4 * (LEASE_SLOTS - 1); i++) await second.acquire("reconcile");
-    assert.equal(await counted(prefix), 1 + 4 * LEASE_SLOTS, "all their leased slots were spent, none asked Redis");
+    assert.equal(await counted(prefix), before + 4 * LEASE_SLOTS, "all their leased slots were spent, none counted");
   });
 
   it("past half of the window no lease is granted: every call counts one slot", async () => {
-    const { second, prefix } = await listeningPair(20);
-    await second.acquire("command"); // 1 + 8 = 9 of 20: still under half
-    assert.equal(await counted(prefix), 1 + LEASE_SLOTS);
-    for (let i = 1; i < LEASE_SLOTS; i++) await second.acquire("command");
-    await second.acquire("command");
-    assert.equal(await counted(prefix), 2 + LEASE_SLOTS, "9 + 8 would pass half of 20: one slot");
+    const { second, prefix } = await listeningPair(40);
+    await busyWithoutLease(second, prefix);
+    const before = await counted(prefix);
+    assert.ok(before + LEASE_SLOTS > 20, `a lease would pass half of 40 (${before} counted)`);
+    for (let i = 1; i <= 3; i++) {
+      await second.acquire("command");
+      assert.equal(await counted(prefix), before + i, "one slot per call");
+    }
   });
 
   it("a pause set by one process drops the other's lease: its next call waits out the pause", async () => {
     const { first, second, prefix } = await listeningPair(1000);
+    await busyWithoutLease(second, prefix);
+    const before = await counted(prefix);
     await second.acquire("reconcile");
-    assert.equal(await counted(prefix), 1 + LEASE_SLOTS, "the second process holds a lease");
+    assert.equal(await counted(prefix), before + LEASE_SLOTS, "the second process holds a lease");
     await first.pause(700);
     // The pause reaches the other process as a pub/sub message, a few ms after the pause is set.
     await sleep(50);
@@ -148,8 +182,10 @@ describe("call budget", () => {
 
   it("a lease ends with its process's subscription: a pause missed meanwhile still holds the next call", async () => {
     const { first, second, prefix } = await listeningPair(1000);
+    await busyWithoutLease(second, prefix);
+    const before = await counted(prefix);
     await second.acquire("reconcile");
-    assert.equal(await counted(prefix), 1 + LEASE_SLOTS, "the second process holds a lease");
+    assert.equal(await counted(prefix), before + LEASE_SLOTS, "the second process holds a lease");
     const clients = String(await a.call("CLIENT", "LIST", "TYPE", "pubsub"));
     const listener = clients.split("\n").find((line) => line.includes(`name=trusted-mr-bot:budget:${prefix} `));
     const id = listener?.match(/\bid=(\d+)/)?.[1];

@@ -99,6 +99,16 @@ describe("call budget", () => {
     throw new Error("no whole lease was taken");
   }
 
+  /** A {@link listeningPair} of 1000 per minute whose second process holds a lease of LEASE_SLOTS - 1 slots. */
+  async function secondHoldsLease() {
+    const pair = await listeningPair(1000);
+    await busyWithoutLease(pair.second, pair.prefix);
+    const before = await counted(pair.prefix);
+    await pair.second.acquire("reconcile");
+    assert.equal(await counted(pair.prefix), before + LEASE_SLOTS, "the second process holds a lease");
+    return pair;
+  }
+
   it("the N+1-th call in a window, from either process, waits for the next window", async () => {
     const [first, second] = pair(3, 1000);
     await windowWithRoom(1000);
@@ -167,11 +177,7 @@ describe("call budget", () => {
   });
 
   it("a pause set by one process drops the other's lease: its next call waits out the pause", async () => {
-    const { first, second, prefix } = await listeningPair(1000);
-    await busyWithoutLease(second, prefix);
-    const before = await counted(prefix);
-    await second.acquire("reconcile");
-    assert.equal(await counted(prefix), before + LEASE_SLOTS, "the second process holds a lease");
+    const { first, second } = await secondHoldsLease();
     await first.pause(700);
     // The pause reaches the other process as a pub/sub message, a few ms after the pause is set.
     await sleep(50);
@@ -181,11 +187,7 @@ describe("call budget", () => {
   });
 
   it("a lease ends with its process's subscription: a pause missed meanwhile still holds the next call", async () => {
-    const { first, second, prefix } = await listeningPair(1000);
-    await busyWithoutLease(second, prefix);
-    const before = await counted(prefix);
-    await second.acquire("reconcile");
-    assert.equal(await counted(prefix), before + LEASE_SLOTS, "the second process holds a lease");
+    const { first, second, prefix } = await secondHoldsLease();
     const clients = String(await a.call("CLIENT", "LIST", "TYPE", "pubsub"));
     const listener = clients.split("\n").find((line) => line.includes(`name=trusted-mr-bot:budget:${prefix} `));
     const id = listener?.match(/\bid=(\d+)/)?.[1];

@@ -24,9 +24,11 @@ import {
   GraphQLSchema,
   GraphQLString,
   Kind,
+  type ValidationRule,
   type ValueNode,
 } from "graphql";
 import { testReportSummaryEntity } from "./entities.js";
+import { versionAtLeast } from "./instance.js";
 import { canReadProject } from "./permissions.js";
 import { pipelineById, pipelinesForSha } from "./pipeline-index.js";
 import { PIPELINE_STATUSES } from "./pipeline-status.js";
@@ -534,3 +536,27 @@ export const gitlabSchema = new GraphQLSchema({
     },
   }),
 });
+
+/**
+ * `Project.pipeline(id:)` arrived with gitlab-org/gitlab!147168 ("GraphQL: Allow to request pipelines by id");
+ * before it the resolver took `iid` and `sha` only. Its release, 16.11, is *inferred* from the MR's date (March
+ * 2024). graphql-ruby answers an argument a field does not declare with HTTP 200 and an `errors` entry in its own
+ * words (`StaticValidation::ArgumentsAreDefined`, code `argumentNotAccepted`).
+ */
+const pipelineWithoutId: ValidationRule = (context) => ({
+  Argument(node) {
+    if (node.name.value !== "id" || context.getParentType()?.name !== "Project") return;
+    if (context.getFieldDef()?.name !== "pipeline") return;
+    context.reportError(
+      new GraphQLError("Field 'pipeline' doesn't accept argument 'id'", {
+        nodes: node,
+        extensions: { code: "argumentNotAccepted", name: "pipeline", typeName: "Field", argumentName: "id" },
+      }),
+    );
+  },
+});
+
+/** Validation rules beyond the schema's for an instance of `version`: what an older GitLab's schema did not have. */
+export function versionRules(version: string): ValidationRule[] {
+  return versionAtLeast(version, 16, 11) ? [] : [pipelineWithoutId];
+}

@@ -401,6 +401,29 @@ describe("GraphQL: access, errors, switch, log and faults", () => {
     assert.deepEqual([big.status, big.body], [422, { errors: [{ message: "Query too large" }] }]);
   });
 
+  test("a GitLab before 16.11 (inferred: gitlab-org/gitlab!147168) refuses pipeline(id:) with 200 and errors; iid works", async (t) => {
+    const { sim, bot, p } = await failedPipeline();
+    t.after(() => sim.stop());
+    sim.setInstance({ version: "16.10.2-ee" });
+    const byId = await gql(sim, bot, PIPELINE_QUERY, { fullPath: "org/app", id: `gid://gitlab/Ci::Pipeline/${p.id}` });
+    assert.equal(byId.status, 200);
+    assert.equal(byId.body.data, undefined, "no data: the query did not validate");
+    assert.deepEqual(
+      byId.body.errors.map((e: { message: string; extensions: unknown }) => [e.message, e.extensions]),
+      [
+        [
+          "Field 'pipeline' doesn't accept argument 'id'",
+          { code: "argumentNotAccepted", name: "pipeline", typeName: "Field", argumentName: "id" },
+        ],
+      ],
+    );
+    const byIid = await gql(sim, bot, `{ project(fullPath: "org/app") { pipeline(iid: "${p.iid}") { status } } }`);
+    assert.deepEqual(byIid.body, { data: { project: { pipeline: { status: "FAILED" } } } });
+    sim.setInstance({ version: "16.11.0" });
+    const later = await gql(sim, bot, PIPELINE_QUERY, { fullPath: "org/app", id: `gid://gitlab/Ci::Pipeline/${p.id}` });
+    assert.equal(later.body.data.project.pipeline.status, "FAILED", "16.11 answers");
+  });
+
   test("turned off, POST /api/graphql is 404 (a GitLab stand-in without GraphQL); on again, it answers", async (t) => {
     const { sim, bot } = await seedWorld();
     t.after(() => sim.stop());

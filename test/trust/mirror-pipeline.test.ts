@@ -105,6 +105,27 @@ describe("pipeline mirroring", () => {
     assert.equal(w.sim.requestLog.filter((e) => e.route === "UNKNOWN").length, 0, "without asking GraphQL again");
   });
 
+  it("a GitLab before 16.11 (inferred), whose GraphQL answers pipeline(id:) with 200 and errors: REST, asked once", async () => {
+    const w = await start();
+    w.sim.setInstance({ version: "16.10.2-ee" });
+    const { routes, pipeline } = await failingWithReport(w);
+    assert.deepEqual(routes, [
+      "GET /projects/:id/pipelines/:pipeline_id/bridges",
+      "GET /projects/:id/pipelines/:pipeline_id/jobs",
+      "GET /projects/:id/pipelines/:pipeline_id/test_report_summary",
+      "POST /api/graphql",
+      "POST /projects/:id/statuses/:sha",
+      "PUT /projects/:id/merge_requests/:iid",
+      "PUT /projects/:id/merge_requests/:iid/notes/:note_id",
+    ]);
+    w.sim.clearRequestLog();
+    w.sim.setJobStatus(w.app.id, pipeline.id, "test", "running");
+    w.sim.setJobStatus(w.app.id, pipeline.id, "test", "failed");
+    await w.settle();
+    assert.ok(w.sim.requestLog.length > 0, "the retried job's end was mirrored");
+    assert.ok(!w.sim.requestLog.some((e) => e.route === "POST /api/graphql"), "without asking GraphQL again");
+  });
+
   for (const status of [401, 501]) {
     it(`a GraphQL endpoint that refuses the request (${status}): the same report over REST`, async () => {
       const w = await start();

@@ -6,9 +6,9 @@
  * GitLab's GraphqlController rules for tokens and errors (`graphql-schema.ts` is the schema).
  */
 import express, { type NextFunction, type Request, type Response } from "express";
-import { graphql } from "graphql";
+import { GraphQLError, graphql, parse, specifiedRules, validate } from "graphql";
 import type { FaultInjector } from "../faults.js";
-import { gitlabSchema } from "../graphql-schema.js";
+import { gitlabSchema, versionRules } from "../graphql-schema.js";
 import type { RequestLogEntry } from "../model.js";
 import { SimError } from "../sim-error.js";
 import type { UserRecord } from "../state.js";
@@ -170,6 +170,18 @@ function handleGraphql(deps: ApiServerDeps) {
     const parsed = graphqlVariables(body["variables"]);
     if ("refusal" in parsed) return finish(parsed.refusal);
     const operationName = typeof body["operationName"] === "string" ? body["operationName"] : null;
+    const older = versionRules(deps.world.state.instance.version);
+    if (older.length > 0) {
+      // An older GitLab's schema: what it did not have is a validation error, answered like any other (200).
+      let document: ReturnType<typeof parse> | undefined;
+      try {
+        document = parse(query);
+      } catch (e) {
+        if (!(e instanceof GraphQLError)) throw e; // a syntax error: `graphql` below answers it
+      }
+      const errors = document ? validate(gitlabSchema, document, [...specifiedRules, ...older]) : [];
+      if (errors.length > 0) return finish({ status: 200, body: { errors: errors.map((e) => e.toJSON()) } });
+    }
     try {
       const result = await graphql({
         schema: gitlabSchema,

@@ -15,6 +15,7 @@
  * connection as it is, and its `duplicate()`s (the Worker's blocking connection, the inbox pump's) are Sentinel
  * connections too (https://docs.bullmq.io/guide/connections).
  */
+import { createHash } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import type { Config } from "./config/config.js";
 
@@ -121,3 +122,38 @@ export async function closeRedis(redis: Redis): Promise<void> {
     redis.disconnect();
   }
 }
+
+/** A Lua script with its SHA1: sent by hash (`EVALSHA`), its text only when Redis does not have it yet. */
+export interface Script {
+  lua: string;
+  sha: string;
+}
+
+export function script(lua: string): Script {
+  return { lua, sha: createHash("sha1").update(lua).digest("hex") };
+}
+
+/** Runs `s` by its hash; once per Redis server (and after a failover or `SCRIPT FLUSH`), with its text. */
+export async function runScript(
+  redis: Redis,
+  s: Script,
+  numKeys: number,
+  ...args: Array<string | number>
+): Promise<unknown> {
+  try {
+    return await redis.evalsha(s.sha, numKeys, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
+    return await redis.eval(s.lua, numKeys, ...args);
+  }
+}
+
+/** KEYS[1]; ARGV[1] value. Deletes the key if it still holds that value (a lock or claim released by its holder). */
+export const DELETE_IF_EQUAL = script(
+  `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end`,
+);
+
+/** KEYS[1]; ARGV[1] value, ARGV[2] ttl ms. Extends the key's life if it still holds that value (renewed by its holder). */
+export const RENEW_IF_EQUAL = script(
+  `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end`,
+);

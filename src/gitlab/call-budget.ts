@@ -23,19 +23,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { RateLimitedError } from "../errors.js";
-import type { Redis } from "../redis.js";
-
-/** The budget's Lua scripts as ioredis commands (`defineCommand`). */
-interface BudgetScripts {
-  tmrBudgetAcquire(
-    pausedKey: string,
-    windowKey: string,
-    limit: number,
-    windowMs: number,
-    want: number,
-  ): Promise<[number, number, number]>;
-  tmrBudgetPause(pausedKey: string, ms: number, channel: string): Promise<unknown>;
-}
+import { type Redis, runScript, script } from "../redis.js";
 
 /** Who a call is for, most urgent first. */
 export type CallPriority = "command" | "reconcile" | "sweep";
@@ -95,7 +83,7 @@ export interface CallBudgetOptions {
  * was taken (the milliseconds to wait before asking again); else `slots` taken (the wanted number while less than
  * half of this priority's limit is spent, else one) and the milliseconds left in their window.
  */
-const ACQUIRE = `
+const ACQUIRE = script(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local paused = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -114,14 +102,14 @@ if used + want <= math.floor(limit / 2) then slots = want end
 redis.call('INCRBY', key, slots)
 redis.call('PEXPIRE', key, size * 2)
 return {0, slots, left}
-`;
+`);
 
 /**
  * KEYS[1] paused-until key; ARGV[1] pause in ms, ARGV[2] the pub/sub channel. Only ever extends a pause; always
  * publishes, so that every listening process drops its lease (`pcall`: a Redis user without channel permissions
  * still pauses; it cannot subscribe either, so no process of it holds a lease).
  */
-const PAUSE = `
+const PAUSE = script(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local untilMs = now + tonumber(ARGV[1])
@@ -129,7 +117,7 @@ local paused = tonumber(redis.call('GET', KEYS[1]) or '0')
 if untilMs > paused then redis.call('SET', KEYS[1], untilMs, 'PX', tonumber(ARGV[1])) end
 redis.pcall('PUBLISH', ARGV[2], ARGV[1])
 return 0
-`;
+`);
 
 export function createCallBudget(options: CallBudgetOptions): CallBudget {
   const { redis, limit } = options;
@@ -144,13 +132,6 @@ export function createCallBudget(options: CallBudgetOptions): CallBudget {
     const steps = priority === "command" ? 0 : priority === "reconcile" ? 1 : 2;
     return Math.max(1, Math.floor(limit * (1 - RESERVE * steps)));
   };
-
-  // EVALSHA (ioredis loads the script once per connection): the script's text is not sent with every GitLab call.
-  const scripts = redis as Redis & BudgetScripts;
-  if (!("tmrBudgetAcquire" in redis)) {
-    redis.defineCommand("tmrBudgetAcquire", { numberOfKeys: 2, lua: ACQUIRE });
-    redis.defineCommand("tmrBudgetPause", { numberOfKeys: 1, lua: PAUSE });
-  }
 
   /** Slots this process may still spend without asking Redis, until `until` (local clock). */
   let lease: { slots: number; until: number } | undefined;
@@ -221,9 +202,8 @@ export function createCallBudget(options: CallBudgetOptions): CallBudget {
         const heard = pausesHeard;
         // As many slots as calls within the last LEASE_TTL_MS, this one included: what this process would spend.
         const want = listening ? recentCalls.filter((at) => calledAt - at < LEASE_TTL_MS).length : 1;
-        const [wait, slots, windowLeft] = (
-          await scripts.tmrBudgetAcquire(pausedKey, windowKey, limitFor(priority), windowMs, want)
-        ).map(Number) as [number, number, number];
+        const answer = await runScript(redis, ACQUIRE, 2, pausedKey, windowKey, limitFor(priority), windowMs, want);
+        const [wait, slots, windowLeft] = (answer as unknown[]).map(Number) as [number, number, number];
         if (wait <= 0) {
           if (slots > 1 && listening && heard === pausesHeard) {
             // Concurrent calls' leases add up (none is thrown away counted); the first one's deadline holds for all.
@@ -243,7 +223,7 @@ export function createCallBudget(options: CallBudgetOptions): CallBudget {
     async pause(ms) {
       if (ms <= 0) return;
       dropLease();
-      await scripts.tmrBudgetPause(pausedKey, Math.ceil(ms), channel);
+      await runScript(redis, PAUSE, 1, pausedKey, Math.ceil(ms), channel);
     },
     async close() {
       closed = true;

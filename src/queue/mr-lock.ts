@@ -9,12 +9,7 @@
 import { randomUUID } from "node:crypto";
 import type { MrKey } from "./jobs.js";
 import { mrKeyString } from "./jobs.js";
-import type { Redis } from "../redis.js";
-
-/** Compare-and-delete: only the holder's token releases the lock. */
-const RELEASE = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end`;
-/** Compare-and-extend: only the holder's token renews the lock. */
-const RENEW = `if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end`;
+import { DELETE_IF_EQUAL, type Redis, RENEW_IF_EQUAL, runScript } from "../redis.js";
 
 /** A held MR lock. Renewed in the background until released. */
 export interface MrLock {
@@ -53,7 +48,7 @@ export function createMrLocks(options: MrLocksOptions): MrLocks {
       let renewing: Promise<unknown> = Promise.resolve();
       const timer = setInterval(
         () => {
-          renewing = redis.eval(RENEW, 1, key, token, ttlMs).then(
+          renewing = runScript(redis, RENEW_IF_EQUAL, 1, key, token, ttlMs).then(
             (renewed) => {
               if (renewed !== 1) {
                 clearInterval(timer);
@@ -72,7 +67,7 @@ export function createMrLocks(options: MrLocksOptions): MrLocks {
         async release() {
           clearInterval(timer);
           await renewing;
-          await redis.eval(RELEASE, 1, key, token).catch(() => undefined);
+          await runScript(redis, DELETE_IF_EQUAL, 1, key, token).catch(() => undefined);
         },
       };
     },

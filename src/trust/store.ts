@@ -18,30 +18,10 @@
  * - `intent`: a committer's command written ahead of the branch write it causes.
  * Besides: deferred actions not yet done, the bot's own user, the sweep's claim and bookmarks, refusals.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { MergeRequest, User } from "../gitlab/port.js";
 import type { MrKey } from "../queue/jobs.js";
-import type { Redis } from "../redis.js";
-
-/** A Lua script with its SHA1: sent by hash (`EVALSHA`), its text only when Redis does not have it yet. */
-interface Script {
-  lua: string;
-  sha: string;
-}
-
-function script(lua: string): Script {
-  return { lua, sha: createHash("sha1").update(lua).digest("hex") };
-}
-
-/** Runs `s` by its hash; once per Redis server (and after a failover or `SCRIPT FLUSH`), with its text. */
-async function runScript(redis: Redis, s: Script, numKeys: number, ...args: Array<string | number>): Promise<unknown> {
-  try {
-    return await redis.evalsha(s.sha, numKeys, ...args);
-  } catch (error) {
-    if (!(error instanceof Error) || !error.message.startsWith("NOSCRIPT")) throw error;
-    return await redis.eval(s.lua, numKeys, ...args);
-  }
-}
+import { DELETE_IF_EQUAL, type Redis, RENEW_IF_EQUAL, runScript, script } from "../redis.js";
 
 export interface MrCache {
   noteId: number | null;
@@ -128,18 +108,6 @@ const CACHE = "cache";
 const INTENT = "intent";
 const PASS = "pass";
 
-/** KEYS[1]; ARGV[1] value. Deletes the key if it still holds that value. */
-const DELETE_IF_EQUAL = script(`
-if redis.call("GET", KEYS[1]) == ARGV[1] then
-  return redis.call("DEL", KEYS[1])
-end
-return 0`);
-/** KEYS[1]; ARGV[1] value, ARGV[2] ttl ms. Extends the key's life if it still holds that value. */
-const RENEW_IF_EQUAL = script(`
-if redis.call("GET", KEYS[1]) == ARGV[1] then
-  return redis.call("PEXPIRE", KEYS[1], ARGV[2])
-end
-return 0`);
 const BOT_TTL_SECONDS = 3600;
 
 /**
@@ -157,6 +125,14 @@ local function pass_holder(key)
   local token, expiry = string.match(v, "^(%S+) (%d+)$")
   if not token or tonumber(expiry) <= now_ms() then return nil end
   return token
+end
+-- Writes the cache and, if the intent is still the one given (as stored; "" for none), forgets it.
+local function remember(key, cache, ttl, intent)
+  redis.call("HSET", key, "${CACHE}", cache)
+  if intent ~= "" and redis.call("HGET", key, "${INTENT}") == intent then
+    redis.call("HDEL", key, "${INTENT}")
+  end
+  redis.call("EXPIRE", key, ttl)
 end
 local function hints_of(key)
   local all = redis.call("HGETALL", key)
@@ -196,13 +172,7 @@ return 1`);
  * written while a pipeline job saw the marker is always in some answer.
  */
 const END_PASS = script(`${RECORD_LUA}
-if ARGV[2] ~= "" then
-  redis.call("HSET", KEYS[1], "${CACHE}", ARGV[2])
-  if ARGV[4] ~= "" and redis.call("HGET", KEYS[1], "${INTENT}") == ARGV[4] then
-    redis.call("HDEL", KEYS[1], "${INTENT}")
-  end
-  redis.call("EXPIRE", KEYS[1], ARGV[3])
-end
+if ARGV[2] ~= "" then remember(KEYS[1], ARGV[2], ARGV[3], ARGV[4]) end
 for i = 5, #ARGV, 2 do
   if redis.call("HGET", KEYS[1], ARGV[i]) == ARGV[i + 1] then
     redis.call("HDEL", KEYS[1], ARGV[i])
@@ -245,12 +215,8 @@ return 0`);
  * KEYS[1] record; ARGV[1] cache, ARGV[2] record ttl s, ARGV[3] the intent (as stored) the note now records, or "".
  * Writes the cache and, if the intent is still that one, forgets it.
  */
-const REMEMBER = script(`
-redis.call("HSET", KEYS[1], "${CACHE}", ARGV[1])
-if ARGV[3] ~= "" and redis.call("HGET", KEYS[1], "${INTENT}") == ARGV[3] then
-  redis.call("HDEL", KEYS[1], "${INTENT}")
-end
-redis.call("EXPIRE", KEYS[1], ARGV[2])
+const REMEMBER = script(`${RECORD_LUA}
+remember(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 return 1`);
 
 export class TrustStore {

@@ -62,22 +62,30 @@ async function takeAndDie(prefix: string): Promise<string | undefined> {
   return taken?.id;
 }
 
+/**
+ * A queue of its own with {@link COMMAND} taken by a worker that then died, its lock already expired (whose 30 s
+ * are not what these tests are about).
+ */
+async function strandedCommand() {
+  const prefix = uniquePrefix();
+  const config = testConfig(prefix);
+  cleanups.push(() => deletePrefix(redis, prefix));
+  const queue = createQueue(redis, config);
+  cleanups.push(() => queue.close());
+  await enqueueJobs(queue, config, [COMMAND]);
+  assert.equal(await takeAndDie(prefix), JOB_ID);
+  await redis.del(`${queue.toKey(JOB_ID)}:lock`);
+  return { config, queue };
+}
+
 describe("stalled jobs", () => {
   it("runs a command again after the second worker that died under it, instead of failing it", async () => {
-    const prefix = uniquePrefix();
-    const config = testConfig(prefix);
-    cleanups.push(() => deletePrefix(redis, prefix));
-    const queue = createQueue(redis, config);
-    cleanups.push(() => queue.close());
-    await enqueueJobs(queue, config, [COMMAND]);
-
     // What two SIGKILLs of the worker running this job leave behind, in BullMQ's own terms (bullmq 6.7,
     // commands/moveStalledJobsToWait-9.lua): the first crash already counted (`stc` 1); the second worker took the
     // job (active, with its lock) and died, its lock expired (no process renews it), and the previous stalled check
     // listed the job in `stalled`. The next check, by a live worker, decides what happens to the job.
-    assert.equal(await takeAndDie(prefix), JOB_ID);
+    const { config, queue } = await strandedCommand();
     await redis.hset(queue.toKey(JOB_ID), "stc", "1");
-    await redis.del(`${queue.toKey(JOB_ID)}:lock`);
     await redis.sadd(queue.toKey("stalled"), JOB_ID);
 
     const ran: CommandJob[] = [];
@@ -107,15 +115,7 @@ describe("stalled jobs", () => {
   });
 
   it("runs a job a dead worker left behind within seconds of its lock expiring, not a minute", async () => {
-    const prefix = uniquePrefix();
-    const config = testConfig(prefix);
-    cleanups.push(() => deletePrefix(redis, prefix));
-    const queue = createQueue(redis, config);
-    cleanups.push(() => queue.close());
-    await enqueueJobs(queue, config, [COMMAND]);
-    assert.equal(await takeAndDie(prefix), JOB_ID);
-    // The lock's own 30 s is not what this is about: here the dead worker's lock has already run out.
-    await redis.del(`${queue.toKey(JOB_ID)}:lock`);
+    const { config } = await strandedCommand();
 
     const ran: CommandJob[] = [];
     const service = await startService({
